@@ -1,0 +1,172 @@
+/**
+ * AdmissionReview decoding and encoding, for `admission.k8s.io/v1` and `v1beta1`.
+ * @module
+ */
+import type { Pod } from "kubernetes-types/core/v1.d.ts";
+import type { Operation } from "fast-json-patch";
+import { HttpError } from "../http/errors.ts";
+import { assertPod, InvalidPodError } from "../pod.ts";
+
+/** The review API versions this webhook speaks; the answer uses the request's. */
+export const REVIEW_VERSIONS = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"] as const;
+/** One of `REVIEW_VERSIONS`. */
+export type ReviewVersion = typeof REVIEW_VERSIONS[number];
+
+/** Group/version/kind as the apiserver sends it. */
+export interface GroupVersionKind {
+  group: string;
+  version: string;
+  kind: string;
+}
+
+/** The parts of `request` the webhook uses. */
+export interface AdmissionRequest {
+  uid: string;
+  kind: GroupVersionKind;
+  operation: string;
+  subResource?: string;
+  namespace?: string;
+  name?: string;
+  dryRun?: boolean;
+  /** Set, and validated, only for a CREATE of a v1 Pod. */
+  pod?: Pod;
+}
+
+/** A decoded review. */
+export interface Review {
+  apiVersion: ReviewVersion;
+  request: AdmissionRequest;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function bad(message: string, cause?: unknown): never {
+  throw new HttpError(400, message, cause === undefined ? undefined : { cause });
+}
+
+function optionalString(obj: Record<string, unknown>, key: string): string | undefined {
+  const v = obj[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") bad(`request.${key} must be a string`);
+  return v;
+}
+
+/** True when the request creates a core v1 Pod (not a subresource such as `pods/binding`). */
+export function isPodCreate(req: AdmissionRequest): boolean {
+  return req.operation === "CREATE" && req.kind.group === "" && req.kind.version === "v1" &&
+    req.kind.kind === "Pod" && !req.subResource;
+}
+
+/**
+ * Parses and validates an AdmissionReview body. Everything the webhook reads
+ * is checked here; a Pod CREATE also gets its pod validated.
+ *
+ * @throws {HttpError} 400 naming what is wrong.
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeReview } from "./review.ts";
+ * const review = decodeReview(JSON.stringify({
+ *   apiVersion: "admission.k8s.io/v1",
+ *   kind: "AdmissionReview",
+ *   request: { uid: "u1", kind: { group: "", version: "v1", kind: "Pod" }, operation: "CREATE",
+ *     object: { spec: { containers: [{ name: "app" }] } } },
+ * }));
+ * assert.equal(review.request.pod?.spec?.containers[0]?.name, "app");
+ * assert.throws(() => decodeReview("{"), { status: 400 });
+ * ```
+ */
+export function decodeReview(text: string): Review {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    bad("request body is not valid JSON", err);
+  }
+  if (!isRecord(doc)) bad("request body is not a JSON object");
+  if (doc.kind !== "AdmissionReview") bad('kind must be "AdmissionReview"');
+  const apiVersion = REVIEW_VERSIONS.find((v) => v === doc.apiVersion);
+  if (!apiVersion) bad(`apiVersion must be one of ${REVIEW_VERSIONS.join(", ")}`);
+  const r = doc.request;
+  if (!isRecord(r)) bad("request is missing");
+  if (typeof r.uid !== "string" || r.uid === "") bad("request.uid must be a non-empty string");
+  const k = r.kind;
+  if (
+    !isRecord(k) || typeof k.group !== "string" || typeof k.version !== "string" ||
+    typeof k.kind !== "string"
+  ) {
+    bad("request.kind must be {group, version, kind} strings");
+  }
+  if (typeof r.operation !== "string") bad("request.operation must be a string");
+  if (r.dryRun !== undefined && r.dryRun !== null && typeof r.dryRun !== "boolean") {
+    bad("request.dryRun must be a boolean");
+  }
+  const request: AdmissionRequest = {
+    uid: r.uid,
+    kind: { group: k.group, version: k.version, kind: k.kind },
+    operation: r.operation,
+  };
+  const subResource = optionalString(r, "subResource");
+  if (subResource) request.subResource = subResource;
+  const namespace = optionalString(r, "namespace");
+  if (namespace) request.namespace = namespace;
+  const name = optionalString(r, "name");
+  if (name) request.name = name;
+  if (r.dryRun === true) request.dryRun = true;
+  if (isPodCreate(request)) {
+    const object = r.object;
+    try {
+      assertPod(object, "request.object");
+    } catch (err) {
+      if (err instanceof InvalidPodError) bad(err.message, err);
+      throw err;
+    }
+    request.pod = object;
+  }
+  return { apiVersion, request };
+}
+
+/** What the webhook decided for one review. */
+export interface Answer {
+  allowed: boolean;
+  patch?: readonly Operation[];
+  warnings?: readonly string[];
+  /** Shown to the user when `allowed` is false. */
+  message?: string;
+}
+
+/** Base64 of a string; `btoa` directly when ASCII, else UTF-8 bytes in chunks (no spread, no RangeError). */
+export function base64(text: string): string {
+  // deno-lint-ignore no-control-regex
+  if (/^[\x00-\x7f]*$/.test(text)) return btoa(text);
+  const bytes = new TextEncoder().encode(text);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode.apply(null, Array.from(bytes.subarray(i, i + 0x8000)));
+  }
+  return btoa(binary);
+}
+
+/**
+ * Serialises the AdmissionReview answer in the request's API version.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeResponse } from "./review.ts";
+ * const out = JSON.parse(encodeResponse("admission.k8s.io/v1beta1", "u1", { allowed: true }));
+ * assert.deepEqual(out, { apiVersion: "admission.k8s.io/v1beta1", kind: "AdmissionReview", response: { uid: "u1", allowed: true } });
+ * ```
+ */
+export function encodeResponse(apiVersion: ReviewVersion, uid: string, answer: Answer): string {
+  const response: Record<string, unknown> = { uid, allowed: answer.allowed };
+  if (answer.patch && answer.patch.length > 0) {
+    response.patchType = "JSONPatch";
+    response.patch = base64(JSON.stringify(answer.patch));
+  }
+  if (answer.warnings && answer.warnings.length > 0) response.warnings = answer.warnings;
+  if (!answer.allowed) response.status = { code: 403, message: answer.message ?? "denied" };
+  return JSON.stringify({ apiVersion, kind: "AdmissionReview", response });
+}

@@ -1,0 +1,344 @@
+/**
+ * The pure injection decision: pod and config in, JSON Patch and warnings out.
+ * No I/O, no clock, no logging. Patch paths come only from `_pointer.ts`.
+ * @module
+ */
+import type { Operation } from "fast-json-patch";
+import type { Container, Pod, Volume, VolumeMount } from "kubernetes-types/core/v1.d.ts";
+import { checkImage, checkLogDir, checkQuantity, type Config, type Profile } from "./config.ts";
+import { pointer } from "./_pointer.ts";
+import { renderSidecar, type SidecarNames } from "./sidecar.ts";
+
+export type { Operation };
+
+/** Prefix of every annotation the injector reads or writes. */
+export const ANNOTATION_PREFIX = "sidecar-injector.io/";
+/** Written on injected pods; its presence means "already injected". */
+export const STATUS_ANNOTATION = "sidecar-injector.io/status";
+/** `"false"` opts a pod out. */
+export const INJECT_ANNOTATION = "sidecar-injector.io/inject";
+/** Marker of the original (Flask) injector; also means "already injected". */
+export const LEGACY_ANNOTATION = "sidecar-injected";
+
+/** What the caller knows besides the pod itself. */
+export interface InjectContext {
+  /** The request's namespace; pods from controllers often carry none in metadata. */
+  namespace?: string | undefined;
+  /** Kind of the pod's owner when the pod is a template (`Job` for Jobs and CronJobs). */
+  ownerKind?: string | undefined;
+}
+
+/** The outcome for one pod. `patch` is empty when nothing changes. */
+export interface InjectResult {
+  decision: "injected" | "skipped";
+  /** Why the pod was skipped; empty when injected. */
+  reason: string;
+  patch: Operation[];
+  warnings: string[];
+  profile?: string;
+  mode?: "classic" | "native";
+}
+
+/** The status annotation's JSON value. */
+export interface InjectionStatus {
+  version: 1;
+  profile: string;
+  sidecar: string;
+  image: string;
+  volume: string;
+  mode: "classic" | "native";
+}
+
+const skip = (reason: string, warnings: string[] = []): InjectResult => ({
+  decision: "skipped",
+  reason,
+  patch: [],
+  warnings,
+});
+
+/**
+ * Decides whether and how to inject the log sidecar into `pod`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import jsonpatch from "fast-json-patch";
+ * import { defaultConfig } from "./config.ts";
+ * import { inject } from "./inject.ts";
+ * const pod = { metadata: { name: "web" }, spec: { containers: [{ name: "nginx", image: "nginx" }] } };
+ * const result = inject(pod, defaultConfig(), { namespace: "default" });
+ * const out = jsonpatch.applyPatch(structuredClone(pod), result.patch).newDocument;
+ * assert.deepEqual(out.spec.containers.map((c) => c.name), ["nginx", "fluentd"]);
+ * assert.equal(out.spec.containers[0]?.volumeMounts?.[0]?.mountPath, "/var/log/app");
+ * ```
+ */
+export function inject(pod: Pod, config: Config, context: InjectContext = {}): InjectResult {
+  const annotations = pod.metadata?.annotations ?? {};
+  const namespace = context.namespace || pod.metadata?.namespace || "";
+  if (namespace && config.excludeNamespaces.includes(namespace)) {
+    return skip(`namespace ${namespace} is excluded`);
+  }
+  if (
+    Object.hasOwn(annotations, STATUS_ANNOTATION) || Object.hasOwn(annotations, LEGACY_ANNOTATION)
+  ) {
+    return skip("already injected");
+  }
+  const warnings: string[] = [];
+  const optIn = readAnnotation(annotations, "inject");
+  if (optIn !== undefined) {
+    const v = optIn.trim().toLowerCase();
+    if (v === "false") return skip("opted out by annotation");
+    if (v !== "true") {
+      warnings.push(invalid("inject", optIn, 'must be "true" or "false"; injecting'));
+    }
+  }
+  const spec = pod.spec;
+  if (!spec || spec.containers.length === 0) return skip("pod has no containers");
+
+  const { name: profileName, profile } = chooseProfile(annotations, config, warnings);
+  const isJob = context.ownerKind === "Job" ||
+    (pod.metadata?.ownerReferences ?? []).some((o) => o.kind === "Job");
+  const native = config.mode === "native" ||
+    (config.mode === "auto" && (config.nativeSidecars || isJob));
+  const mode = native ? "native" : "classic";
+
+  const containerNames = new Set(
+    [...spec.containers, ...(spec.initContainers ?? []), ...(spec.ephemeralContainers ?? [])].map((
+      c,
+    ) => c.name),
+  );
+  const volumeNames = new Set((spec.volumes ?? []).map((v) => v.name));
+  const names: SidecarNames = {
+    container: uniqueName(profile.containerName, containerNames, "container", warnings),
+    volume: uniqueName(profile.volumeName, volumeNames, "volume", warnings),
+  };
+  volumeNames.add(names.volume);
+  const volumes: Volume[] = [{ name: names.volume, emptyDir: {} }];
+  if (profile.configMap) {
+    names.configVolume = uniqueName(
+      `${profile.volumeName.slice(0, 56)}-config`,
+      volumeNames,
+      "volume",
+      warnings,
+    );
+    volumes.push({ name: names.configVolume, configMap: { name: profile.configMap } });
+  }
+
+  const status: InjectionStatus = {
+    version: 1,
+    profile: profileName,
+    sidecar: names.container,
+    image: profile.image,
+    volume: names.volume,
+    mode,
+  };
+  const patch: Operation[] = [];
+  const statusValue = JSON.stringify(status);
+  if (!pod.metadata) {
+    patch.push({
+      op: "add",
+      path: pointer("metadata"),
+      value: { annotations: { [STATUS_ANNOTATION]: statusValue } },
+    });
+  } else if (!pod.metadata.annotations) {
+    patch.push({
+      op: "add",
+      path: pointer("metadata", "annotations"),
+      value: { [STATUS_ANNOTATION]: statusValue },
+    });
+  } else {
+    patch.push({
+      op: "add",
+      path: pointer("metadata", "annotations", STATUS_ANNOTATION),
+      value: statusValue,
+    });
+  }
+  append(patch, ["spec", "volumes"], spec.volumes, volumes);
+
+  const targets = chooseContainers(annotations, spec.containers, warnings);
+  spec.containers.forEach((c, i) => {
+    if (!targets.has(c.name)) return;
+    const mountPath = uniqueMountPath(c, profile.logDir, warnings);
+    const mount: VolumeMount = { name: names.volume, mountPath };
+    append(patch, ["spec", "containers", i, "volumeMounts"], c.volumeMounts, [mount]);
+  });
+
+  const sidecar = renderSidecar(profile, names, native);
+  if (native) append(patch, ["spec", "initContainers"], spec.initContainers, [sidecar]);
+  else patch.push({ op: "add", path: pointer("spec", "containers", "-"), value: sidecar });
+
+  return { decision: "injected", reason: "", patch, warnings, profile: profileName, mode };
+}
+
+/** Adds `items` to the array at `path`, creating the array when the pod has none. */
+function append(
+  patch: Operation[],
+  path: Array<string | number>,
+  existing: unknown[] | undefined,
+  items: unknown[],
+) {
+  if (existing === undefined) {
+    patch.push({ op: "add", path: pointer(...path), value: items });
+    return;
+  }
+  for (const value of items) patch.push({ op: "add", path: pointer(...path, "-"), value });
+}
+
+function readAnnotation(annotations: Record<string, string>, name: string): string | undefined {
+  const key = ANNOTATION_PREFIX + name;
+  return Object.hasOwn(annotations, key) ? annotations[key] : undefined;
+}
+
+function invalid(name: string, value: string, why: string): string {
+  const shown = value.length > 64 ? `${value.slice(0, 64)}...` : value;
+  return `sidecar-injector: annotation ${ANNOTATION_PREFIX}${name}=${
+    JSON.stringify(shown)
+  } ignored: ${why}`;
+}
+
+/** Picks `base`, or `base-N` for the smallest free N, staying within 63 characters. */
+function uniqueName(base: string, taken: Set<string>, what: string, warnings: string[]): string {
+  let name = base;
+  for (let i = 1; taken.has(name); i++) {
+    const suffix = `-${i}`;
+    name = base.slice(0, 63 - suffix.length) + suffix;
+  }
+  if (name !== base) {
+    warnings.push(
+      `sidecar-injector: ${what} name "${base}" is already used in the pod; using "${name}"`,
+    );
+  }
+  taken.add(name);
+  return name;
+}
+
+function uniqueMountPath(c: Container, logDir: string, warnings: string[]): string {
+  const used = new Set([
+    ...(c.volumeMounts ?? []).map((m) => m.mountPath),
+    ...(c.volumeDevices ?? []).map((d) => d.devicePath),
+  ]);
+  let path = logDir;
+  for (let i = 1; used.has(path); i++) path = `${logDir}-${i}`;
+  if (path !== logDir) {
+    warnings.push(
+      `sidecar-injector: container "${c.name}" already uses ${logDir}; the shared log volume is mounted at ${path}`,
+    );
+  }
+  return path;
+}
+
+function chooseProfile(
+  annotations: Record<string, string>,
+  config: Config,
+  warnings: string[],
+): { name: string; profile: Profile } {
+  let name = config.defaultProfile;
+  const wanted = readAnnotation(annotations, "profile");
+  if (wanted !== undefined) {
+    if (Object.hasOwn(config.profiles, wanted)) name = wanted;
+    else {
+      warnings.push(
+        invalid(
+          "profile",
+          wanted,
+          `no such profile (have: ${Object.keys(config.profiles).join(", ")})`,
+        ),
+      );
+    }
+  }
+  const base = config.profiles[name];
+  if (!base) throw new Error(`config has no profile ${name}`); // parseConfig guarantees it
+  const profile: Profile = { ...base, resources: structuredClone(base.resources) };
+
+  const image = readAnnotation(annotations, "image");
+  if (image !== undefined) {
+    const why = checkImage(image.trim());
+    if (why) warnings.push(invalid("image", image, why));
+    else profile.image = image.trim();
+  }
+  const logDir = readAnnotation(annotations, "log-dir");
+  if (logDir !== undefined) {
+    const why = checkLogDir(logDir);
+    if (why) warnings.push(invalid("log-dir", logDir, why));
+    else profile.logDir = logDir;
+  }
+  const cpu = readAnnotation(annotations, "cpu-request");
+  if (cpu !== undefined) {
+    const why = checkQuantity(cpu);
+    if (why) warnings.push(invalid("cpu-request", cpu, why));
+    else {
+      const requests = profile.resources.requests = { ...profile.resources.requests, cpu };
+      const limit = profile.resources.limits?.cpu;
+      if (limit !== undefined && quantity(cpu) > quantity(limit)) {
+        profile.resources.limits = { ...profile.resources.limits, cpu: requests.cpu };
+        warnings.push(`sidecar-injector: cpu limit raised to ${cpu} to stay >= the requested cpu`);
+      }
+    }
+  }
+  const memory = readAnnotation(annotations, "memory-limit");
+  if (memory !== undefined) {
+    const why = checkQuantity(memory);
+    if (why) warnings.push(invalid("memory-limit", memory, why));
+    else {
+      profile.resources.limits = { ...profile.resources.limits, memory };
+      const request = profile.resources.requests?.memory;
+      if (request !== undefined && quantity(request) > quantity(memory)) {
+        profile.resources.requests = { ...profile.resources.requests, memory };
+        warnings.push(
+          `sidecar-injector: memory request lowered to ${memory} to stay <= the memory limit`,
+        );
+      }
+    }
+  }
+  return { name, profile };
+}
+
+function chooseContainers(
+  annotations: Record<string, string>,
+  containers: Container[],
+  warnings: string[],
+): Set<string> {
+  const all = new Set(containers.map((c) => c.name));
+  const wanted = readAnnotation(annotations, "containers");
+  if (wanted === undefined) return all;
+  const names = wanted.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const unknown = names.filter((n) => !all.has(n));
+  const chosen = new Set(names.filter((n) => all.has(n)));
+  if (unknown.length > 0) {
+    warnings.push(invalid("containers", wanted, `no container named ${unknown.join(", ")}`));
+  }
+  if (chosen.size === 0) {
+    warnings.push(
+      `sidecar-injector: no listed container exists; mounting the log volume in all containers`,
+    );
+    return all;
+  }
+  return chosen;
+}
+
+const SUFFIX: Record<string, number> = {
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  "": 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+/** The numeric value of a Kubernetes quantity (already checked by `checkQuantity`). */
+export function quantity(q: string | number): number {
+  if (typeof q === "number") return q;
+  const m = /^[+]?([0-9.]+(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)$/.exec(q);
+  if (!m) return Number.NaN;
+  return Number(m[1]) * (SUFFIX[m[2] ?? ""] ?? Number.NaN);
+}

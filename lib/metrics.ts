@@ -1,0 +1,127 @@
+/**
+ * A small Prometheus text exposition: counters and one latency histogram.
+ * Label values are known in advance or bounded (profiles, decisions), so
+ * no cardinality guard is needed.
+ * @module
+ */
+
+/** Seconds; admission work is sub-millisecond, so the low buckets matter. */
+export const DURATION_BUCKETS: readonly number[] = [
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.5,
+  1,
+];
+
+type Labels = Record<string, string>;
+
+function escapeLabel(v: string): string {
+  return v.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll('"', '\\"');
+}
+
+function renderLabels(labels: Labels): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
+  return parts.length === 0 ? "" : `{${parts.join(",")}}`;
+}
+
+class Counter {
+  readonly values = new Map<string, number>();
+  constructor(readonly name: string, readonly help: string) {}
+  inc(labels: Labels = {}, by = 1): void {
+    const key = renderLabels(labels);
+    this.values.set(key, (this.values.get(key) ?? 0) + by);
+  }
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n`;
+    for (const [labels, v] of this.values) out += `${this.name}${labels} ${v}\n`;
+    return out;
+  }
+}
+
+class Histogram {
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+  constructor(readonly name: string, readonly help: string, readonly buckets: readonly number[]) {
+    this.counts = buckets.map(() => 0);
+  }
+  observe(seconds: number): void {
+    this.sum += seconds;
+    this.count++;
+    const i = this.buckets.findIndex((b) => seconds <= b);
+    if (i >= 0) this.counts[i] = (this.counts[i] ?? 0) + 1;
+  }
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;
+    let cumulative = 0;
+    this.buckets.forEach((b, i) => {
+      cumulative += this.counts[i] ?? 0;
+      out += `${this.name}_bucket{le="${b}"} ${cumulative}\n`;
+    });
+    out += `${this.name}_bucket{le="+Inf"} ${this.count}\n`;
+    out += `${this.name}_sum ${this.sum}\n${this.name}_count ${this.count}\n`;
+    return out;
+  }
+}
+
+/** The injector's metrics. */
+export class Metrics {
+  readonly admissions = new Counter(
+    "sidecar_injector_admissions_total",
+    "Admission reviews answered, by decision and profile.",
+  );
+  readonly errors = new Counter(
+    "sidecar_injector_errors_total",
+    "Requests that failed, by reason.",
+  );
+  readonly duration = new Histogram(
+    "sidecar_injector_request_duration_seconds",
+    "Time to answer /mutate, from handler entry to response.",
+    DURATION_BUCKETS,
+  );
+  readonly configReloads = new Counter(
+    "sidecar_injector_config_reloads_total",
+    "Config file reloads, by result.",
+  );
+  readonly certReloads = new Counter(
+    "sidecar_injector_cert_reloads_total",
+    "TLS certificate reloads, by result.",
+  );
+  readonly #buildInfo: Labels;
+
+  constructor(buildInfo: Labels = {}) {
+    this.#buildInfo = buildInfo;
+  }
+
+  /**
+   * Renders all metrics in the Prometheus text format (version 0.0.4).
+   *
+   * @example Usage
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Metrics } from "./metrics.ts";
+   * const m = new Metrics({ version: "0.1.0" });
+   * m.admissions.inc({ decision: "injected", profile: "fluentd" });
+   * assert.match(m.render(), /^sidecar_injector_admissions_total\{decision="injected",profile="fluentd"\} 1$/m);
+   * ```
+   */
+  render(): string {
+    return [
+      this.admissions.render(),
+      this.errors.render(),
+      this.duration.render(),
+      this.configReloads.render(),
+      this.certReloads.render(),
+      "# HELP sidecar_injector_build_info Build information.\n# TYPE sidecar_injector_build_info gauge\n" +
+      `sidecar_injector_build_info${renderLabels(this.#buildInfo)} 1\n`,
+    ].join("");
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Validation of the Pod fields the injector reads. Input arrives as `unknown`;
+ * after `parsePod` it is a typed `Pod` and nothing downstream re-checks it.
+ * @module
+ */
+import type { Pod } from "kubernetes-types/core/v1.d.ts";
+
+/** A pod (or pod template) failed validation; `message` names the field. */
+export class InvalidPodError extends TypeError {
+  override name = "InvalidPodError";
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function fail(path: string, want: string, got: unknown): never {
+  const kind = got === null ? "null" : Array.isArray(got) ? "array" : typeof got;
+  throw new InvalidPodError(`${path} must be ${want}, got ${kind}`);
+}
+
+function optionalString(obj: Record<string, unknown>, key: string, path: string): void {
+  if (obj[key] !== undefined && typeof obj[key] !== "string") {
+    fail(`${path}.${key}`, "a string", obj[key]);
+  }
+}
+
+function stringMap(v: unknown, path: string): void {
+  if (v === undefined) return;
+  if (!isRecord(v)) fail(path, "a map of strings", v);
+  for (const [k, val] of Object.entries(v)) {
+    if (typeof val !== "string") fail(`${path}[${JSON.stringify(k)}]`, "a string", val);
+  }
+}
+
+function namedList(
+  v: unknown,
+  path: string,
+  each?: (item: Record<string, unknown>, p: string) => void,
+): void {
+  if (v === undefined) return;
+  if (!Array.isArray(v)) fail(path, "an array", v);
+  v.forEach((item, i) => {
+    const p = `${path}[${i}]`;
+    if (!isRecord(item)) fail(p, "an object", item);
+    if (typeof item.name !== "string") fail(`${p}.name`, "a string", item.name);
+    each?.(item, p);
+  });
+}
+
+function container(c: Record<string, unknown>, path: string): void {
+  namedList(c.volumeMounts, `${path}.volumeMounts`, (m, p) => {
+    if (typeof m.mountPath !== "string") fail(`${p}.mountPath`, "a string", m.mountPath);
+  });
+  namedList(c.volumeDevices, `${path}.volumeDevices`, (d, p) => {
+    if (typeof d.devicePath !== "string") fail(`${p}.devicePath`, "a string", d.devicePath);
+  });
+}
+
+/**
+ * Checks the fields `inject` reads and narrows `value` to `Pod`.
+ *
+ * @throws {InvalidPodError} naming the first wrong field.
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { assertPod } from "./pod.ts";
+ * const value: unknown = { spec: { containers: [{ name: "app" }] } };
+ * assertPod(value);
+ * assert.equal(value.spec?.containers[0]?.name, "app");
+ * assert.throws(() => assertPod({ spec: { containers: {} } }), /containers must be an array/);
+ * ```
+ */
+export function assertPod(value: unknown, path = "pod"): asserts value is Pod {
+  if (!isRecord(value)) fail(path, "an object", value);
+  const meta = value.metadata;
+  if (meta !== undefined) {
+    if (!isRecord(meta)) fail(`${path}.metadata`, "an object", meta);
+    for (const key of ["name", "generateName", "namespace"]) {
+      optionalString(meta, key, `${path}.metadata`);
+    }
+    stringMap(meta.annotations, `${path}.metadata.annotations`);
+    stringMap(meta.labels, `${path}.metadata.labels`);
+    if (meta.ownerReferences !== undefined) {
+      if (!Array.isArray(meta.ownerReferences)) {
+        fail(`${path}.metadata.ownerReferences`, "an array", meta.ownerReferences);
+      }
+      meta.ownerReferences.forEach((o: unknown, i) => {
+        const p = `${path}.metadata.ownerReferences[${i}]`;
+        if (!isRecord(o)) fail(p, "an object", o);
+        optionalString(o, "kind", p);
+      });
+    }
+  }
+  const spec = value.spec;
+  if (!isRecord(spec)) fail(`${path}.spec`, "an object", spec);
+  if (!Array.isArray(spec.containers)) fail(`${path}.spec.containers`, "an array", spec.containers);
+  namedList(spec.containers, `${path}.spec.containers`, container);
+  namedList(spec.initContainers, `${path}.spec.initContainers`, container);
+  namedList(spec.ephemeralContainers, `${path}.spec.ephemeralContainers`);
+  namedList(spec.volumes, `${path}.spec.volumes`);
+}

@@ -1,0 +1,170 @@
+/**
+ * Runs the REAL webhook server (`main.ts serve`) from the repo as a child process,
+ * with certificates from the repo's own `k8s/gen-certs.sh`.
+ * @module
+ */
+import { exec, type Proc, REPO_ROOT, say, spawnLogged, tailFile, terminate } from "./harness.ts";
+
+/** TLS material written by `k8s/gen-certs.sh`. */
+export interface WebhookCerts {
+  dir: string;
+  caCrt: string;
+  tlsCrt: string;
+  tlsKey: string;
+  /** PEM text of the CA, for `caBundle` and for clients. */
+  caPem: string;
+}
+
+/**
+ * Generates webhook certs with `bash k8s/gen-certs.sh --out DIR --san IP:127.0.0.1`.
+ * `dir` must be under `<repo>/.tmp/`: the `serve` permission set reads nothing else there.
+ */
+export async function genWebhookCerts(dir: string): Promise<WebhookCerts> {
+  if (!dir.startsWith(`${REPO_ROOT}/.tmp/`)) {
+    throw new Error(`webhook certs must live under ${REPO_ROOT}/.tmp/`);
+  }
+  const r = await exec("bash", ["k8s/gen-certs.sh", "--out", dir, "--san", "IP:127.0.0.1"], {
+    timeoutMs: 60_000,
+  });
+  if (r.code !== 0) throw new Error(`k8s/gen-certs.sh failed (${r.code}): ${r.stderr}`);
+  return {
+    dir,
+    caCrt: `${dir}/ca.crt`,
+    tlsCrt: `${dir}/tls.crt`,
+    tlsKey: `${dir}/tls.key`,
+    caPem: await Deno.readTextFile(`${dir}/ca.crt`),
+  };
+}
+
+/** Options of {@link startWebhook}. */
+export interface WebhookOptions {
+  certs: WebhookCerts;
+  /** Log file path (any directory); stdout and stderr are appended to it. */
+  logPath: string;
+  /** Optional `--config FILE`; must be under `<repo>/.tmp/`. */
+  configFile?: string;
+  /** Bound on reaching "listening" and `/readyz` 200. */
+  timeoutMs?: number;
+}
+
+/** A running webhook process. */
+export interface Webhook {
+  port: number;
+  pid: number;
+  logPath: string;
+  proc: Proc;
+  /** Everything the process wrote to stdout so far. */
+  logText(): string;
+  /** `admission` log lines (parsed JSON) so far. */
+  admissions(): Array<Record<string, unknown>>;
+  /** SIGTERM, wait for exit (SIGKILL after 5 s); returns the exit status. */
+  stop(): Promise<Deno.CommandStatus>;
+  /** SIGKILL, synchronous. */
+  kill(): void;
+}
+
+/** Starts `deno run --frozen -P=serve main.ts serve ...` and waits until `/readyz` answers 200. */
+export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  let stdout = "";
+  let port: number | undefined;
+  let pending = "";
+  const onStdout = (text: string) => {
+    stdout += text;
+    if (port !== undefined) return;
+    pending += text;
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    for (const line of lines) {
+      try {
+        const j = JSON.parse(line);
+        if (j.msg === "listening" && typeof j.port === "number") port = j.port;
+      } catch { /* not JSON */ }
+    }
+  };
+  const args = [
+    "run",
+    "--frozen",
+    "-P=serve",
+    "main.ts",
+    "serve",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--cert",
+    opts.certs.tlsCrt,
+    "--key",
+    opts.certs.tlsKey,
+    "--drain-delay-ms",
+    "200",
+    ...(opts.configFile ? ["--config", opts.configFile] : []),
+  ];
+  const proc = spawnLogged("webhook", Deno.execPath(), args, opts.logPath, {
+    cwd: REPO_ROOT,
+    env: { POD_NAMESPACE: "sidecar-injector", NO_COLOR: "1" },
+    onStdout,
+  });
+  const client = Deno.createHttpClient({ caCerts: [opts.certs.caPem] });
+  const deadline = performance.now() + timeoutMs;
+  const fail = async (why: string): Promise<never> => {
+    say(
+      `e2e: webhook: ${why}\n----- webhook log (${opts.logPath}) -----\n${
+        tailFile(opts.logPath, 60)
+      }`,
+    );
+    await terminate(proc);
+    throw new Error(`e2e: webhook: ${why}`);
+  };
+  try {
+    let ready = false;
+    while (!ready) {
+      if (proc.exited()) {
+        const s = await proc.status;
+        await proc.drained;
+        await fail(`process exited (code ${s.code}) before becoming ready`);
+      }
+      if (performance.now() > deadline) {
+        await fail(`not ready within ${timeoutMs} ms (port ${port ?? "not yet logged"})`);
+      }
+      if (port !== undefined) {
+        try {
+          const res = await fetch(`https://127.0.0.1:${port}/readyz`, {
+            client,
+            signal: AbortSignal.timeout(2_000),
+          });
+          await res.body?.cancel();
+          ready = res.status === 200;
+        } catch { /* not up yet */ }
+      }
+      if (!ready) await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    client.close();
+  }
+  const readyPort = port as number;
+  return {
+    port: readyPort,
+    pid: proc.child.pid,
+    logPath: opts.logPath,
+    proc,
+    logText: () => stdout,
+    admissions: () =>
+      stdout.split("\n").flatMap((line) => {
+        try {
+          const j = JSON.parse(line);
+          return j && j.msg === "admission" ? [j] : [];
+        } catch {
+          return [];
+        }
+      }),
+    stop: () => terminate(proc),
+    kill: () => {
+      if (!proc.exited()) {
+        try {
+          Deno.kill(proc.child.pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+    },
+  };
+}

@@ -1,0 +1,762 @@
+/**
+ * End-to-end tests against a REAL kube-apiserver (+ etcd, kube-controller-manager)
+ * and the REAL webhook server process (`main.ts serve`). The control plane and the
+ * webhook are started once for this file; each scenario checks what the apiserver
+ * stored. See tests/e2e/control_plane/harness.ts.
+ *
+ *   deno test --frozen -A tests/e2e/control_plane_test.ts
+ * @module
+ */
+import assert from "node:assert/strict";
+import {
+  type ControlPlane,
+  exec,
+  REPO_ROOT,
+  say,
+  startControlPlane,
+} from "./control_plane/harness.ts";
+import {
+  genWebhookCerts,
+  startWebhook,
+  type Webhook,
+  type WebhookCerts,
+} from "./control_plane/webhook.ts";
+
+// deno-lint-ignore no-explicit-any
+type Obj = any;
+
+const MWC = "sidecar-injector-e2e";
+const HOOK = "sidecar-injector.sidecar-injector.io";
+const REINVOKE_MWC = "zz-reinvoke";
+const V1BETA1_MWC = "sidecar-injector-e2e-v1beta1";
+const STATUS = "sidecar-injector.io/status";
+const IMAGE = "fluent/fluentd:v1.17-1";
+const NGINX = "testdata/e2e/nginx-pod.yaml";
+const opts = { sanitizeOps: false, sanitizeResources: false, sanitizeExit: false };
+
+interface Env {
+  cp: ControlPlane;
+  certs: WebhookCerts;
+  webhook: Webhook;
+  /** Number of webhook processes started, for unique log names. */
+  starts: number;
+}
+
+let cpRef: ControlPlane | undefined;
+let webhookRef: Webhook | undefined;
+let setupPromise: Promise<Env> | undefined;
+
+// Safety net: if the run ends without reaching the teardown test, kill the children synchronously.
+globalThis.addEventListener("unload", () => {
+  webhookRef?.kill();
+  cpRef?.killSync();
+});
+
+function setup(): Promise<Env> {
+  return setupPromise ??= (async () => {
+    const cp = cpRef = await startControlPlane();
+    const certs = await genWebhookCerts(`${cp.dir}/webhook-certs`);
+    const env: Env = { cp, certs, webhook: await launchWebhook(cp, certs, 1), starts: 1 };
+    const t0 = performance.now();
+    await apply(cp, mainConfig(env.webhook.port, certs));
+    await waitForInjection(env);
+    say(
+      `e2e: webhook on :${env.webhook.port}; injection active ${
+        Math.round(performance.now() - t0)
+      } ms after registration`,
+    );
+    return env;
+  })();
+}
+
+async function launchWebhook(cp: ControlPlane, certs: WebhookCerts, n: number): Promise<Webhook> {
+  const logPath = `${cp.dir}/webhook-${n}.log`;
+  cp.addLog(`webhook #${n}`, logPath);
+  const t0 = performance.now();
+  const wh = webhookRef = await startWebhook({ certs, logPath });
+  say(
+    `e2e: webhook #${n} (pid ${wh.pid}) ready on :${wh.port} in ${
+      Math.round(performance.now() - t0)
+    } ms`,
+  );
+  return wh;
+}
+
+const b64 = (text: string) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
+
+function hook(name: string, port: number, certs: WebhookCerts, extra: Obj = {}): Obj {
+  return {
+    name,
+    clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle: b64(certs.caPem) },
+    rules: [{ operations: ["CREATE"], apiGroups: [""], apiVersions: ["v1"], resources: ["pods"] }],
+    failurePolicy: "Fail",
+    sideEffects: "None",
+    admissionReviewVersions: ["v1", "v1beta1"],
+    timeoutSeconds: 5,
+    reinvocationPolicy: "IfNeeded",
+    namespaceSelector: {
+      matchExpressions: [{
+        key: "kubernetes.io/metadata.name",
+        operator: "NotIn",
+        values: ["kube-system", "kube-public", "kube-node-lease", "sidecar-injector"],
+      }],
+    },
+    ...extra,
+  };
+}
+
+function mwc(name: string, webhooks: Obj[]): Obj {
+  return {
+    apiVersion: "admissionregistration.k8s.io/v1",
+    kind: "MutatingWebhookConfiguration",
+    metadata: { name },
+    webhooks,
+  };
+}
+
+/** The main config; pods labelled `e2e-v1beta1` are left to the v1beta1-only config. */
+function mainConfig(port: number, certs: WebhookCerts): Obj {
+  return mwc(MWC, [
+    hook(HOOK, port, certs, {
+      objectSelector: { matchExpressions: [{ key: "e2e-v1beta1", operator: "DoesNotExist" }] },
+    }),
+  ]);
+}
+
+async function apply(cp: ControlPlane, obj: Obj): Promise<void> {
+  const r = await cp.kubectl(["apply", "-f", "-"], { stdin: JSON.stringify(obj) });
+  assert.equal(r.code, 0, `kubectl apply ${obj.kind}/${obj.metadata.name}: ${r.stderr}`);
+}
+
+function nginxPod(name: string, meta: Obj = {}): Obj {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, ...meta },
+    spec: { containers: [{ name: "nginx", image: "nginx" }] },
+  };
+}
+
+const names = (list: Obj[] | undefined): string[] => (list ?? []).map((x: Obj) => x.name);
+
+/** Retries a dry-run create until the stored object would carry the sidecar. */
+async function waitForInjection(env: Env, what = "webhook injection via dry-run"): Promise<void> {
+  await env.cp.waitFor(
+    what,
+    async () => {
+      const r = await env.cp.kubectl([
+        "create",
+        "--dry-run=server",
+        "-o",
+        "json",
+        "-n",
+        "default",
+        "-f",
+        "-",
+      ], { stdin: JSON.stringify(nginxPod("injection-probe")) });
+      if (r.code !== 0) throw new Error(r.stderr.trim());
+      return names(JSON.parse(r.stdout).spec.containers).includes("fluentd");
+    },
+    30_000,
+    200,
+  );
+}
+
+async function createPod(env: Env, obj: Obj, ns = "default") {
+  return await env.cp.kubectl(["create", "-n", ns, "-f", "-", "-o", "name"], {
+    stdin: JSON.stringify(obj),
+  });
+}
+
+async function getPod(env: Env, name: string, ns = "default"): Promise<Obj> {
+  return await env.cp.kubectlJson(["get", "pod", name, "-n", ns, "-o", "json"]);
+}
+
+async function ensureNamespace(env: Env, ns: string): Promise<void> {
+  const r = await env.cp.kubectl(["create", "namespace", ns]);
+  assert.ok(r.code === 0 || r.stderr.includes("AlreadyExists"), r.stderr);
+  await env.cp.waitFor(`ServiceAccount ${ns}/default`, async () => {
+    return (await env.cp.kubectl(["get", "serviceaccount", "default", "-n", ns, "-o", "name"]))
+      .code === 0;
+  }, 30_000);
+}
+
+/** Asserts the classic injection of the default fluentd profile into every regular container. */
+function assertInjected(pod: Obj, volume = "app-logs"): Obj {
+  const spec = pod.spec;
+  const sidecars = spec.containers.filter((c: Obj) => c.name === "fluentd");
+  assert.equal(sidecars.length, 1, `one fluentd container in ${names(spec.containers)}`);
+  const sidecar = sidecars[0];
+  assert.equal(sidecar.image, IMAGE);
+  const vols = spec.volumes.filter((v: Obj) => v.name === volume);
+  assert.equal(vols.length, 1, `one volume ${volume} in ${names(spec.volumes)}`);
+  assert.ok(vols[0].emptyDir, `volume ${volume} is an emptyDir: ${JSON.stringify(vols[0])}`);
+  assert.ok(
+    sidecar.volumeMounts.some((m: Obj) => m.name === volume && m.mountPath === "/var/log/app"),
+    `fluentd mounts ${volume}: ${JSON.stringify(sidecar.volumeMounts)}`,
+  );
+  for (const c of spec.containers) {
+    if (c.name === "fluentd") continue;
+    assert.ok(
+      (c.volumeMounts ?? []).some((m: Obj) => m.name === volume),
+      `container ${c.name} mounts ${volume}: ${JSON.stringify(c.volumeMounts)}`,
+    );
+  }
+  assert.equal(
+    new Set(names(spec.volumes)).size,
+    spec.volumes.length,
+    `unique volume names ${names(spec.volumes)}`,
+  );
+  const all = [...spec.containers, ...(spec.initContainers ?? [])];
+  assert.equal(new Set(names(all)).size, all.length, `unique container names ${names(all)}`);
+  for (const c of all) {
+    const paths = (c.volumeMounts ?? []).map((m: Obj) => m.mountPath);
+    assert.equal(new Set(paths).size, paths.length, `unique mount paths in ${c.name}: ${paths}`);
+  }
+  const raw = pod.metadata.annotations?.[STATUS];
+  assert.ok(raw, `annotation ${STATUS} present`);
+  const status = JSON.parse(raw);
+  assert.equal(status.sidecar, "fluentd");
+  assert.equal(status.volume, volume);
+  return status;
+}
+
+function assertNotInjected(pod: Obj): void {
+  const all = [...pod.spec.containers, ...(pod.spec.initContainers ?? [])];
+  assert.deepEqual(names(all).filter((n) => n === "fluentd"), [], "no fluentd container");
+  assert.ok(
+    !names(pod.spec.volumes).includes("app-logs"),
+    `no app-logs volume: ${names(pod.spec.volumes)}`,
+  );
+}
+
+/** Admission log lines of the current webhook process for `pod`, after its log buffer flushed. */
+async function admissionsFor(env: Env, pod: string): Promise<Obj[]> {
+  await new Promise((r) => setTimeout(r, 100)); // the server flushes its log every 20 ms
+  return env.webhook.admissions().filter((a) => a.pod === pod);
+}
+
+Deno.test(
+  "e2e: plain nginx pod is stored with the fluentd sidecar, volume, mounts and status",
+  opts,
+  async () => {
+    const env = await setup();
+    const r = await env.cp.kubectl(["create", "-n", "default", "-f", NGINX]);
+    assert.equal(r.code, 0, r.stderr);
+    const pod = await getPod(env, "nginx");
+    const status = assertInjected(pod);
+    assert.equal(status.mode, "classic");
+    assert.deepEqual(names(pod.spec.containers), ["nginx", "fluentd"]);
+    const nginx = pod.spec.containers[0];
+    assert.ok(
+      nginx.volumeMounts.some((m: Obj) => m.name === "app-logs" && m.mountPath === "/var/log/app"),
+    );
+    assert.deepEqual(pod.spec.volumes.find((v: Obj) => v.name === "app-logs"), {
+      name: "app-logs",
+      emptyDir: {},
+    });
+    assert.ok(!r.stderr.includes("Warning:"), `no warnings expected: ${r.stderr}`);
+  },
+);
+
+Deno.test(
+  "e2e: own volumes, mounts and annotations (keys with /, values with ~) are kept",
+  opts,
+  async () => {
+    const env = await setup();
+    const r = await env.cp.kubectl([
+      "create",
+      "-n",
+      "default",
+      "-f",
+      "testdata/e2e/pod-own-volumes.yaml",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const pod = await getPod(env, "own-volumes");
+    assertInjected(pod);
+    const a = pod.metadata.annotations;
+    assert.equal(a["example.com/team"], "a");
+    assert.equal(a["tilde.example.com/x_y-z.w"], "a~b/c~1d");
+    assert.equal(a["plain"], "x");
+    assert.equal(pod.metadata.labels.app, "own-volumes");
+    assert.deepEqual(pod.spec.volumes.find((v: Obj) => v.name === "data"), {
+      name: "data",
+      emptyDir: {},
+    });
+    assert.deepEqual(pod.spec.volumes.find((v: Obj) => v.name === "cache"), {
+      name: "cache",
+      emptyDir: { medium: "Memory" },
+    });
+    const byName = Object.fromEntries(pod.spec.containers.map((c: Obj) => [c.name, c]));
+    assert.deepEqual(names(pod.spec.containers), ["app", "helper", "fluentd"]);
+    const mounts = (c: string) =>
+      byName[c].volumeMounts.map((m: Obj) => `${m.name}:${m.mountPath}${m.readOnly ? ":ro" : ""}`);
+    assert.ok(mounts("app").includes("data:/data"), `${mounts("app")}`);
+    assert.ok(mounts("app").includes("app-logs:/var/log/app"), `${mounts("app")}`);
+    for (const m of ["cache:/cache", "data:/data:ro", "app-logs:/var/log/app"]) {
+      assert.ok(mounts("helper").includes(m), `helper has ${m}: ${mounts("helper")}`);
+    }
+    assert.deepEqual(byName.helper.command, ["sleep", "3600"]);
+  },
+);
+
+Deno.test(
+  "e2e: conflicting volume name and mount path are renamed, with a Warning",
+  opts,
+  async () => {
+    const env = await setup();
+    const r = await env.cp.kubectl([
+      "create",
+      "-n",
+      "default",
+      "-f",
+      "testdata/e2e/pod-conflicts.yaml",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /Warning:/, `kubectl should print admission warnings: ${r.stderr}`);
+    const pod = await getPod(env, "conflicts");
+    const status = assertInjected(pod, "app-logs-1");
+    assert.equal(status.volume, "app-logs-1");
+    const vols = names(pod.spec.volumes);
+    assert.ok(vols.includes("app-logs") && vols.includes("app-logs-1"), `${vols}`);
+    const nginx = pod.spec.containers.find((c: Obj) => c.name === "nginx");
+    const mounts = nginx.volumeMounts.map((m: Obj) => `${m.name}:${m.mountPath}`);
+    assert.ok(mounts.includes("app-logs:/var/log/app"), `original mount kept: ${mounts}`);
+    const added = nginx.volumeMounts.find((m: Obj) => m.name === "app-logs-1");
+    assert.ok(added, `nginx mounts app-logs-1: ${mounts}`);
+    assert.notEqual(added.mountPath, "/var/log/app");
+  },
+);
+
+Deno.test("e2e: Deployment -> ReplicaSet -> Pods (generateName) are injected", opts, async () => {
+  const env = await setup();
+  const r = await env.cp.kubectl(["create", "-n", "default", "-f", "testdata/e2e/deployment.yaml"]);
+  assert.equal(r.code, 0, r.stderr);
+  const pods: Obj[] = await env.cp.waitFor(
+    "2 pods of Deployment e2e-web",
+    async () => {
+      const list = await env.cp.kubectlJson([
+        "get",
+        "pods",
+        "-n",
+        "default",
+        "-l",
+        "app=e2e-web",
+        "-o",
+        "json",
+      ]);
+      return list.items.length >= 2 ? list.items : undefined;
+    },
+    60_000,
+    300,
+  );
+  assert.equal(pods.length, 2);
+  for (const pod of pods) {
+    assert.match(pod.metadata.name, /^e2e-web-[a-z0-9]+-[a-z0-9]{5}$/);
+    assert.equal(pod.metadata.ownerReferences?.[0]?.kind, "ReplicaSet");
+    assertInjected(pod);
+  }
+});
+
+Deno.test("e2e: a pod in kube-system is not injected", opts, async () => {
+  const env = await setup();
+  await ensureNamespace(env, "kube-system");
+  const r = await createPod(env, nginxPod("system-pod"), "kube-system");
+  assert.equal(r.code, 0, r.stderr);
+  assertNotInjected(await getPod(env, "system-pod", "kube-system"));
+});
+
+Deno.test(
+  'e2e: a pod annotated sidecar-injector.io/inject: "false" is not injected',
+  opts,
+  async () => {
+    const env = await setup();
+    const r = await createPod(
+      env,
+      nginxPod("opted-out", { annotations: { "sidecar-injector.io/inject": "false" } }),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const pod = await getPod(env, "opted-out");
+    assertNotInjected(pod);
+    assert.equal(pod.metadata.annotations[STATUS], undefined);
+    // The webhook saw it (no objectSelector on the annotation) and decided to skip.
+    const seen = await admissionsFor(env, "opted-out");
+    assert.ok(
+      seen.length >= 1 && seen.every((a) => a.decision === "skipped"),
+      JSON.stringify(seen),
+    );
+  },
+);
+
+Deno.test("e2e: a pod in namespace sidecar-injector is not injected", opts, async () => {
+  const env = await setup();
+  await ensureNamespace(env, "sidecar-injector");
+  const r = await createPod(env, nginxPod("own-namespace"), "sidecar-injector");
+  assert.equal(r.code, 0, r.stderr);
+  assertNotInjected(await getPod(env, "own-namespace", "sidecar-injector"));
+});
+
+Deno.test(
+  "e2e: an already-injected pod (status annotation present) is unchanged",
+  opts,
+  async () => {
+    const env = await setup();
+    const value = JSON.stringify({ version: 1, sidecar: "fluentd", volume: "app-logs" });
+    const r = await createPod(env, nginxPod("pre-injected", { annotations: { [STATUS]: value } }));
+    assert.equal(r.code, 0, r.stderr);
+    const pod = await getPod(env, "pre-injected");
+    assertNotInjected(pod);
+    assert.equal(pod.metadata.annotations[STATUS], value);
+    assert.deepEqual(names(pod.spec.containers), ["nginx"]);
+  },
+);
+
+Deno.test(
+  "e2e: reinvocation (second IfNeeded webhook, same URL) leaves exactly one sidecar",
+  opts,
+  async () => {
+    const env = await setup();
+    await apply(
+      env.cp,
+      mwc(REINVOKE_MWC, [
+        hook("reinvoke.sidecar-injector.io", env.webhook.port, env.certs, {
+          objectSelector: { matchLabels: { "e2e-reinvoke": "yes" } },
+        }),
+      ]),
+    );
+    // Wait until the apiserver calls the second webhook too (its config is picked up asynchronously).
+    let n = 0;
+    await env.cp.waitFor(
+      "zz-reinvoke webhook active",
+      async () => {
+        const name = `reinvoke-probe-${n++}`;
+        const r = await env.cp.kubectl([
+          "create",
+          "--dry-run=server",
+          "-o",
+          "name",
+          "-n",
+          "default",
+          "-f",
+          "-",
+        ], {
+          stdin: JSON.stringify(nginxPod(name, { labels: { "e2e-reinvoke": "yes" } })),
+        });
+        assert.equal(r.code, 0, r.stderr);
+        return (await admissionsFor(env, name)).length >= 2;
+      },
+      30_000,
+      200,
+    );
+    const r = await createPod(env, nginxPod("reinvoked", { labels: { "e2e-reinvoke": "yes" } }));
+    assert.equal(r.code, 0, r.stderr);
+    const pod = await getPod(env, "reinvoked");
+    assertInjected(pod);
+    assert.equal(pod.spec.containers.filter((c: Obj) => c.name === "fluentd").length, 1);
+    assert.equal(pod.spec.volumes.filter((v: Obj) => v.name === "app-logs").length, 1);
+    const calls = await admissionsFor(env, "reinvoked");
+    say(
+      `e2e: reinvocation: webhook called ${calls.length}x for pod reinvoked: ${
+        calls.map((c) => c.decision).join(", ")
+      }`,
+    );
+    assert.equal(calls.filter((c) => c.decision === "injected").length, 1, JSON.stringify(calls));
+    // main webhook + zz-reinvoke, plus at least one reinvocation round.
+    assert.ok(calls.length >= 3, `expected a reinvocation (>= 3 calls), got ${calls.length}`);
+  },
+);
+
+Deno.test("e2e: --dry-run=server shows the mutation and stores nothing", opts, async () => {
+  const env = await setup();
+  const r = await env.cp.kubectl([
+    "create",
+    "--dry-run=server",
+    "-o",
+    "json",
+    "-n",
+    "default",
+    "-f",
+    "-",
+  ], {
+    stdin: JSON.stringify(nginxPod("dry-run-pod")),
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assertInjected(JSON.parse(r.stdout));
+  const g = await env.cp.kubectl(["get", "pod", "dry-run-pod", "-n", "default", "-o", "json"]);
+  assert.notEqual(g.code, 0);
+  assert.match(g.stderr, /NotFound|not found/);
+  const calls = await admissionsFor(env, "dry-run-pod");
+  assert.ok(calls.length >= 1 && calls.every((c) => c.dryRun === true), JSON.stringify(calls));
+});
+
+Deno.test(
+  "e2e: a Job's pod gets the agent as a native sidecar (initContainers, restartPolicy Always)",
+  opts,
+  async () => {
+    const env = await setup();
+    const r = await env.cp.kubectl(["create", "-n", "default", "-f", "testdata/e2e/job.yaml"]);
+    assert.equal(r.code, 0, r.stderr);
+    const pod: Obj = await env.cp.waitFor(
+      "the pod of Job e2e-job",
+      async () => {
+        const list = await env.cp.kubectlJson([
+          "get",
+          "pods",
+          "-n",
+          "default",
+          "-l",
+          "app=e2e-job",
+          "-o",
+          "json",
+        ]);
+        return list.items[0];
+      },
+      60_000,
+      300,
+    );
+    assert.equal(pod.metadata.ownerReferences?.[0]?.kind, "Job");
+    assert.deepEqual(names(pod.spec.containers), ["work"], "no fluentd among regular containers");
+    const init = (pod.spec.initContainers ?? []).filter((c: Obj) => c.name === "fluentd");
+    assert.equal(init.length, 1, `fluentd in initContainers: ${names(pod.spec.initContainers)}`);
+    assert.equal(init[0].restartPolicy, "Always");
+    assert.equal(init[0].image, IMAGE);
+    assert.ok(
+      init[0].volumeMounts.some((m: Obj) =>
+        m.name === "app-logs" && m.mountPath === "/var/log/app"
+      ),
+    );
+    assert.ok(pod.spec.containers[0].volumeMounts.some((m: Obj) => m.name === "app-logs"));
+    assert.ok(pod.spec.volumes.some((v: Obj) => v.name === "app-logs" && v.emptyDir));
+    assert.equal(JSON.parse(pod.metadata.annotations[STATUS]).mode, "native");
+  },
+);
+
+Deno.test("e2e: AdmissionReview v1beta1 also injects", opts, async () => {
+  const env = await setup();
+  await apply(
+    env.cp,
+    mwc(V1BETA1_MWC, [
+      hook("v1beta1.sidecar-injector.io", env.webhook.port, env.certs, {
+        admissionReviewVersions: ["v1beta1"],
+        objectSelector: { matchLabels: { "e2e-v1beta1": "yes" } },
+      }),
+    ]),
+  );
+  const labels = { "e2e-v1beta1": "yes" };
+  await env.cp.waitFor(
+    "v1beta1 webhook active",
+    async () => {
+      const r = await env.cp.kubectl([
+        "create",
+        "--dry-run=server",
+        "-o",
+        "json",
+        "-n",
+        "default",
+        "-f",
+        "-",
+      ], {
+        stdin: JSON.stringify(nginxPod("v1beta1-probe", { labels })),
+      });
+      if (r.code !== 0) throw new Error(r.stderr);
+      return names(JSON.parse(r.stdout).spec.containers).includes("fluentd");
+    },
+    30_000,
+    200,
+  );
+  const r = await createPod(env, nginxPod("v1beta1-pod", { labels }));
+  assert.equal(r.code, 0, r.stderr);
+  assertInjected(await getPod(env, "v1beta1-pod"));
+  // Only the v1beta1 webhook matches this label, so the apiserver must have used it.
+  const metrics = (await env.cp.kubectl(["get", "--raw", "/metrics"])).stdout;
+  assert.match(
+    metrics,
+    /apiserver_admission_webhook_admission_duration_seconds_count\{[^}]*name="v1beta1\.sidecar-injector\.io"/,
+  );
+});
+
+Deno.test(
+  "e2e: kubectl apply -k <copy of k8s/> --dry-run=server succeeds with the generated caBundle",
+  opts,
+  async () => {
+    const env = await setup();
+    const copy = `${env.cp.dir}/k8s-copy`;
+    const cp = await exec("cp", ["-R", `${REPO_ROOT}/k8s`, copy]);
+    assert.equal(cp.code, 0, cp.stderr);
+    await Deno.remove(`${copy}/generated`, { recursive: true }).catch(() => {});
+    const gen = await exec("bash", [`${copy}/gen-certs.sh`, "--out", `${copy}/generated`]);
+    assert.equal(gen.code, 0, gen.stderr);
+    await ensureNamespace(env, "sidecar-injector");
+    const r = await env.cp.kubectl(["apply", "-k", copy, "--dry-run=server", "-o", "json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    const items: Obj[] = out.kind === "List" ? out.items : [out];
+    const kinds = items.map((i) => i.kind).sort();
+    for (
+      const k of [
+        "Deployment",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+      ]
+    ) {
+      assert.ok(kinds.includes(k), `${k} in ${kinds}`);
+    }
+    const cfg = items.find((i) => i.kind === "MutatingWebhookConfiguration");
+    const ca = await Deno.readTextFile(`${copy}/generated/ca.crt`);
+    assert.equal(cfg.webhooks[0].clientConfig.caBundle, b64(ca));
+    // Dry run: nothing was stored.
+    const g = await env.cp.kubectl(["get", "mutatingwebhookconfiguration", cfg.metadata.name]);
+    assert.notEqual(g.code, 0, "dry-run must not create the MutatingWebhookConfiguration");
+  },
+);
+
+interface Quantiles {
+  count: number;
+  p50: number;
+  p99: number;
+}
+
+/** histogram_quantile over the summed buckets of one webhook's admission duration. */
+function webhookLatency(metricsText: string, webhook: string): Quantiles {
+  const buckets = new Map<number, number>();
+  let count = 0;
+  for (const line of metricsText.split("\n")) {
+    if (!line.startsWith("apiserver_admission_webhook_admission_duration_seconds")) continue;
+    if (!line.includes(`name="${webhook}"`)) continue;
+    const value = Number(line.slice(line.lastIndexOf(" ") + 1));
+    if (line.startsWith("apiserver_admission_webhook_admission_duration_seconds_bucket{")) {
+      const le = /le="([^"]+)"/.exec(line)?.[1];
+      if (le === undefined) continue;
+      const bound = le === "+Inf" ? Infinity : Number(le);
+      buckets.set(bound, (buckets.get(bound) ?? 0) + value);
+    } else if (line.startsWith("apiserver_admission_webhook_admission_duration_seconds_count{")) {
+      count += value;
+    }
+  }
+  const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
+  const quantile = (q: number): number => {
+    const total = sorted.at(-1)?.[1] ?? 0;
+    if (total === 0) return NaN;
+    const rank = q * total;
+    let prevBound = 0;
+    let prevCount = 0;
+    for (const [bound, cum] of sorted) {
+      if (cum >= rank) {
+        if (bound === Infinity) return prevBound; // like Prometheus: the highest finite bound
+        if (cum === prevCount) return bound;
+        return prevBound + (bound - prevBound) * (rank - prevCount) / (cum - prevCount);
+      }
+      prevBound = bound;
+      prevCount = cum;
+    }
+    return prevBound;
+  };
+  return { count, p50: quantile(0.5), p99: quantile(0.99) };
+}
+
+Deno.test(
+  "e2e: apiserver metric apiserver_admission_webhook_admission_duration_seconds for our webhook",
+  opts,
+  async () => {
+    const env = await setup();
+    const r = await env.cp.kubectl(["get", "--raw", "/metrics"]);
+    assert.equal(r.code, 0, r.stderr);
+    const q = webhookLatency(r.stdout, HOOK);
+    say(
+      `e2e: apiserver-observed latency of ${HOOK}: count=${q.count} ` +
+        `p50~${(q.p50 * 1000).toFixed(1)} ms p99~${
+          (q.p99 * 1000).toFixed(1)
+        } ms (bucket interpolation)`,
+    );
+    assert.ok(q.count > 0, "the apiserver recorded calls to our webhook");
+    assert.ok(q.p50 > 0 && q.p50 <= q.p99, JSON.stringify(q));
+  },
+);
+
+Deno.test(
+  "e2e: failurePolicy Fail blocks pod creation while the webhook is down; Ignore admits without sidecar",
+  opts,
+  async () => {
+    const env = await setup();
+    const { cp } = env;
+    const status = await env.webhook.stop();
+    assert.equal(
+      status.code,
+      0,
+      `webhook exits 0 on SIGTERM (got ${status.code}, signal ${status.signal})`,
+    );
+
+    const failed = await createPod(env, nginxPod("while-down-fail"));
+    assert.notEqual(failed.code, 0, "creation must fail with failurePolicy Fail");
+    assert.match(failed.stderr, new RegExp(HOOK.replaceAll(".", "\\.")), failed.stderr);
+    const gone = await cp.kubectl(["get", "pod", "while-down-fail", "-n", "default"]);
+    assert.notEqual(gone.code, 0);
+
+    const patch = (ops: Obj[], name = MWC) =>
+      cp.kubectl([
+        "patch",
+        "mutatingwebhookconfiguration",
+        name,
+        "--type=json",
+        "-p",
+        JSON.stringify(ops),
+      ]);
+    let p = await patch([{ op: "replace", path: "/webhooks/0/failurePolicy", value: "Ignore" }]);
+    assert.equal(p.code, 0, p.stderr);
+    // The apiserver picks up the change asynchronously: retry (bounded) until admitted.
+    let lastErr = "";
+    await cp.waitFor(
+      "pod admitted with failurePolicy Ignore",
+      async () => {
+        const r = await createPod(env, nginxPod("while-down-ignore"));
+        lastErr = r.stderr;
+        return r.code === 0;
+      },
+      30_000,
+      300,
+    ).catch((err) => {
+      throw new Error(`${err.message}; last kubectl stderr: ${lastErr}`);
+    });
+    assertNotInjected(await getPod(env, "while-down-ignore"));
+
+    // Restore for anything later: new process (new port), patched URLs, failurePolicy Fail.
+    env.starts += 1;
+    env.webhook = await launchWebhook(cp, env.certs, env.starts);
+    const url = `https://127.0.0.1:${env.webhook.port}/mutate`;
+    p = await patch([
+      { op: "replace", path: "/webhooks/0/clientConfig/url", value: url },
+      { op: "replace", path: "/webhooks/0/failurePolicy", value: "Fail" },
+    ]);
+    assert.equal(p.code, 0, p.stderr);
+    for (const other of [REINVOKE_MWC, V1BETA1_MWC]) {
+      if ((await cp.kubectl(["get", "mutatingwebhookconfiguration", other])).code !== 0) continue;
+      p = await patch([{ op: "replace", path: "/webhooks/0/clientConfig/url", value: url }], other);
+      assert.equal(p.code, 0, p.stderr);
+    }
+    await waitForInjection(env, "injection through the restarted webhook");
+    const r = await createPod(env, nginxPod("after-restart"));
+    assert.equal(r.code, 0, r.stderr);
+    assertInjected(await getPod(env, "after-restart"));
+  },
+);
+
+Deno.test("e2e: teardown (stop webhook and control plane, remove temp dir)", opts, async () => {
+  if (!setupPromise) return;
+  const env = await setupPromise.catch(() => undefined);
+  if (env) {
+    const s = await env.webhook.stop();
+    assert.equal(s.code, 0, `webhook exit code ${s.code}`);
+  } else {
+    webhookRef?.kill();
+  }
+  const cp = env?.cp ?? cpRef;
+  if (cp) {
+    await cp.stop();
+    assert.throws(() => Deno.statSync(cp.dir), Deno.errors.NotFound);
+  }
+  cpRef = undefined;
+  webhookRef = undefined;
+});
