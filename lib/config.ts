@@ -421,8 +421,10 @@ function checkDnsSubdomain(s: string): string | undefined {
  */
 export function parseConfig(text: string, source = "config"): Config {
   let doc: unknown;
+  // An empty or comments-only file means "all defaults"; js-yaml 5 rejects it as having no document.
+  const empty = text.split("\n").every((line) => line.trim() === "" || line.trim().startsWith("#"));
   try {
-    doc = load(text, { filename: source });
+    doc = empty ? {} : load(text, { filename: source });
   } catch (err) {
     throw new SyntaxError(
       `${source}: not valid YAML: ${err instanceof Error ? err.message : err}`,

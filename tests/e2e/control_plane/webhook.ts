@@ -19,11 +19,21 @@ export interface WebhookCerts {
  * Generates webhook certs with `bash k8s/gen-certs.sh --out DIR --san IP:127.0.0.1`.
  * `dir` must be under `<repo>/.tmp/`: the `serve` permission set reads nothing else there.
  */
-export async function genWebhookCerts(dir: string): Promise<WebhookCerts> {
+export async function genWebhookCerts(
+  dir: string,
+  extraSans: string[] = [],
+): Promise<WebhookCerts> {
   if (!dir.startsWith(`${REPO_ROOT}/.tmp/`)) {
     throw new Error(`webhook certs must live under ${REPO_ROOT}/.tmp/`);
   }
-  const r = await exec("bash", ["k8s/gen-certs.sh", "--out", dir, "--san", "IP:127.0.0.1"], {
+  const r = await exec("bash", [
+    "k8s/gen-certs.sh",
+    "--out",
+    dir,
+    "--san",
+    "IP:127.0.0.1",
+    ...extraSans.flatMap((san) => ["--san", san]),
+  ], {
     timeoutMs: 60_000,
   });
   if (r.code !== 0) throw new Error(`k8s/gen-certs.sh failed (${r.code}): ${r.stderr}`);
@@ -41,6 +51,8 @@ export interface WebhookOptions {
   certs: WebhookCerts;
   /** Log file path (any directory); stdout and stderr are appended to it. */
   logPath: string;
+  /** `--host`; default 127.0.0.1. */
+  host?: string;
   /** Optional `--config FILE`; must be under `<repo>/.tmp/`. */
   configFile?: string;
   /** Bound on reaching "listening" and `/readyz` 200. */
@@ -89,7 +101,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
     "main.ts",
     "serve",
     "--host",
-    "127.0.0.1",
+    opts.host ?? "127.0.0.1",
     "--port",
     "0",
     "--cert",
