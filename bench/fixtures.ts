@@ -23,7 +23,11 @@ function review(uid: string, namespace: string, name: string, object: Json): Jso
       userInfo: {
         username: "system:serviceaccount:kube-system:replicaset-controller",
         uid: "0b0e8a3c-6f7d-4a52-9d1e-3c8f0b1a2d4e",
-        groups: ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"],
+        groups: [
+          "system:serviceaccounts",
+          "system:serviceaccounts:kube-system",
+          "system:authenticated",
+        ],
       },
       object,
       oldObject: null,

@@ -20,8 +20,9 @@ export function assertInjected(
   config: Config,
   options: { targets?: readonly string[] } = {},
 ): Pod {
-  const pod = jsonpatch.applyPatch(structuredClone(original), structuredClone([...patch]), true, false)
-    .newDocument;
+  const pod =
+    jsonpatch.applyPatch(structuredClone(original), structuredClone([...patch]), true, false)
+      .newDocument;
   const spec = pod.spec;
   assert.ok(spec, "injected pod has a spec");
 
@@ -34,7 +35,11 @@ export function assertInjected(
     assert.deepEqual(spec.volumes?.find((x) => x.name === v.name), v, `volume ${v.name} kept`);
   }
   const initBefore = original.spec?.initContainers ?? [];
-  assert.deepEqual((spec.initContainers ?? []).slice(0, initBefore.length), initBefore, "init containers kept");
+  assert.deepEqual(
+    (spec.initContainers ?? []).slice(0, initBefore.length),
+    initBefore,
+    "init containers kept",
+  );
   original.spec?.containers.forEach((c, i) => {
     const now = spec.containers[i];
     assert.ok(now, `container ${c.name} kept`);
@@ -48,7 +53,9 @@ export function assertInjected(
   const all: Container[] = [...spec.containers, ...(spec.initContainers ?? [])];
   unique(all.map((c) => c.name), "container names");
   unique((spec.volumes ?? []).map((v) => v.name), "volume names");
-  for (const c of all) unique((c.volumeMounts ?? []).map((m) => m.mountPath), `mountPaths of ${c.name}`);
+  for (const c of all) {
+    unique((c.volumeMounts ?? []).map((m) => m.mountPath), `mountPaths of ${c.name}`);
+  }
 
   // The sidecar and every targeted app container share the log volume.
   const raw = pod.metadata?.annotations?.[STATUS_ANNOTATION];
@@ -58,8 +65,14 @@ export function assertInjected(
   assert.equal(sidecars.length, 1, "exactly one sidecar");
   const sidecar = sidecars[0];
   assert.ok(sidecar);
-  assert.ok(sidecar.volumeMounts?.some((m) => m.name === status.volume), "sidecar mounts the log volume");
-  assert.ok(spec.volumes?.some((v) => v.name === status.volume && v.emptyDir), "log volume is an emptyDir");
+  assert.ok(
+    sidecar.volumeMounts?.some((m) => m.name === status.volume),
+    "sidecar mounts the log volume",
+  );
+  assert.ok(
+    spec.volumes?.some((v) => v.name === status.volume && v.emptyDir),
+    "log volume is an emptyDir",
+  );
   if (status.mode === "native") {
     assert.equal(sidecar.restartPolicy, "Always", "native sidecar restarts always");
     assert.ok(spec.initContainers?.includes(sidecar), "native sidecar is an init container");
@@ -74,7 +87,10 @@ export function assertInjected(
   }
   for (const c of original.spec?.initContainers ?? []) {
     const now = spec.initContainers?.find((x) => x.name === c.name);
-    assert.ok(!now?.volumeMounts?.some((m) => m.name === status.volume), `init container ${c.name} left alone`);
+    assert.ok(
+      !now?.volumeMounts?.some((m) => m.name === status.volume),
+      `init container ${c.name} left alone`,
+    );
   }
 
   // Re-admission changes nothing.

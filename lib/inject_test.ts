@@ -36,7 +36,10 @@ Deno.test("inject() gives the minimal nginx pod the sidecar, volume, mount and s
     "add /spec/containers/-",
   ]);
   assert.deepEqual(out.spec?.volumes, [{ name: "app-logs", emptyDir: {} }]);
-  assert.deepEqual(out.spec?.containers[0]?.volumeMounts, [{ name: "app-logs", mountPath: "/var/log/app" }]);
+  assert.deepEqual(out.spec?.containers[0]?.volumeMounts, [{
+    name: "app-logs",
+    mountPath: "/var/log/app",
+  }]);
   const sidecar = out.spec?.containers[1];
   assert.equal(sidecar?.name, "fluentd");
   assert.equal(sidecar?.image, "fluent/fluentd:v1.17-1");
@@ -88,7 +91,9 @@ Deno.test("inject() keeps existing volumes, mounts, labels and annotations with 
   const pod = fixture("with-volumes.yaml");
   const { result, out } = run(pod, defaultConfig(), "shop");
   assert.equal(result.decision, "injected");
-  assert.ok(result.patch.some((op) => op.path === "/metadata/annotations/sidecar-injector.io~1status"));
+  assert.ok(
+    result.patch.some((op) => op.path === "/metadata/annotations/sidecar-injector.io~1status"),
+  );
   assert.ok(result.patch.some((op) => op.path === "/spec/volumes/-"));
   assert.ok(result.patch.some((op) => op.path === "/spec/containers/0/volumeMounts/-"));
   assert.ok(result.patch.some((op) => op.path === "/spec/containers/1/volumeMounts"));
@@ -108,7 +113,10 @@ Deno.test("inject() renames on collisions and warns about each", () => {
   assert.equal(result.warnings.length, 4, result.warnings.join("\n"));
   assert.match(result.warnings.join("\n"), /volume name "app-logs" is already used/);
   assert.match(result.warnings.join("\n"), /container name "fluentd" is already used/);
-  assert.match(result.warnings.join("\n"), /container "app" already uses \/var\/log\/app; .* mounted at \/var\/log\/app-2/);
+  assert.match(
+    result.warnings.join("\n"),
+    /container "app" already uses \/var\/log\/app; .* mounted at \/var\/log\/app-2/,
+  );
 });
 
 Deno.test("inject() mounts the log volume in all 12 app containers and no init container", () => {
@@ -168,11 +176,17 @@ Deno.test("inject() follows the configured mode", () => {
 
 Deno.test("inject() excludes the injector's own namespace when configured", () => {
   const config = parseConfig("excludeNamespaces: [sidecar-injector]");
-  assert.equal(inject(fixture("nginx.yaml"), config, { namespace: "sidecar-injector" }).decision, "skipped");
+  assert.equal(
+    inject(fixture("nginx.yaml"), config, { namespace: "sidecar-injector" }).decision,
+    "skipped",
+  );
 });
 
 Deno.test("inject() skips a pod with no containers", () => {
-  assert.equal(inject({ spec: { containers: [] } }, defaultConfig()).reason, "pod has no containers");
+  assert.equal(
+    inject({ spec: { containers: [] } }, defaultConfig()).reason,
+    "pod has no containers",
+  );
 });
 
 Deno.test("inject() result patches apply with applyPatch validation on every fixture", () => {

@@ -14,7 +14,11 @@ const nginx: Pod = {
   spec: { containers: [{ name: "nginx", image: "nginx" }] },
 };
 
-function review(apiVersion = "admission.k8s.io/v1", overrides: Record<string, unknown> = {}, object: unknown = nginx) {
+function review(
+  apiVersion = "admission.k8s.io/v1",
+  overrides: Record<string, unknown> = {},
+  object: unknown = nginx,
+) {
   return {
     apiVersion,
     kind: "AdmissionReview",
@@ -33,11 +37,21 @@ function review(apiVersion = "admission.k8s.io/v1", overrides: Record<string, un
 function setup(config: Config = defaultConfig(), ready = () => true) {
   const log = memoryLogger();
   const metrics = new Metrics();
-  const handler = createHandler({ config: () => config, log, metrics, now: () => performance.now(), ready });
+  const handler = createHandler({
+    config: () => config,
+    log,
+    metrics,
+    now: () => performance.now(),
+    ready,
+  });
   return { handler, log, metrics, config };
 }
 
-function post(body: BodyInit | null, init: RequestInit = {}, path = "/mutate?timeout=10s"): Request {
+function post(
+  body: BodyInit | null,
+  init: RequestInit = {},
+  path = "/mutate?timeout=10s",
+): Request {
   return new Request(`https://injector.test${path}`, {
     method: "POST",
     body,
@@ -71,7 +85,10 @@ for (const apiVersion of ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"]) {
     assert.equal(line?.decision, "injected");
     assert.equal(line?.pod, "nginx");
     assert.equal(typeof line?.durationMs, "number");
-    assert.match(metrics.render(), /sidecar_injector_admissions_total\{decision="injected",profile="fluentd"\} 1/);
+    assert.match(
+      metrics.render(),
+      /sidecar_injector_admissions_total\{decision="injected",profile="fluentd"\} 1/,
+    );
   });
 }
 
@@ -111,11 +128,15 @@ Deno.test("handler treats dryRun requests the same", async () => {
 
 Deno.test("handler answers without a patch for excluded namespaces and opted-out pods", async () => {
   const { handler } = setup();
-  for (const [overrides, object] of [
-    [{ namespace: "kube-system" }, nginx],
-    [{}, { ...nginx, metadata: { annotations: { "sidecar-injector.io/inject": "false" } } }],
-  ] as const) {
-    const body = await (await handler(post(JSON.stringify(review("admission.k8s.io/v1", overrides, object))))).json();
+  for (
+    const [overrides, object] of [
+      [{ namespace: "kube-system" }, nginx],
+      [{}, { ...nginx, metadata: { annotations: { "sidecar-injector.io/inject": "false" } } }],
+    ] as const
+  ) {
+    const body =
+      await (await handler(post(JSON.stringify(review("admission.k8s.io/v1", overrides, object)))))
+        .json();
     assert.deepEqual(body.response, { uid: "uid-1", allowed: true });
   }
 });
@@ -126,9 +147,13 @@ Deno.test("handler returns admission warnings for collisions and bad annotations
     metadata: { annotations: { "sidecar-injector.io/profile": "nope" } },
     spec: { containers: [{ name: "app" }], volumes: [{ name: "app-logs", emptyDir: {} }] },
   };
-  const body = await (await handler(post(JSON.stringify(review("admission.k8s.io/v1", {}, pod))))).json();
+  const body = await (await handler(post(JSON.stringify(review("admission.k8s.io/v1", {}, pod)))))
+    .json();
   assert.equal(body.response.warnings.length, 2);
-  assert.match(body.response.warnings[0], /sidecar-injector.io\/profile="nope" ignored: no such profile/);
+  assert.match(
+    body.response.warnings[0],
+    /sidecar-injector.io\/profile="nope" ignored: no such profile/,
+  );
   assert.match(body.response.warnings[1], /volume name "app-logs" is already used/);
 });
 
@@ -137,14 +162,57 @@ const badInputs: Array<[string, () => Request, number, RegExp]> = [
   ["not JSON", () => post("{nope"), 400, /not valid JSON/],
   ["a JSON array", () => post("[]"), 400, /not a JSON object/],
   ["an empty body", () => post(""), 400, /not valid JSON/],
-  ["wrong kind", () => post(JSON.stringify({ ...review(), kind: "Pod" })), 400, /kind must be "AdmissionReview"/],
-  ["wrong apiVersion", () => post(JSON.stringify(review("admission.k8s.io/v2"))), 400, /apiVersion must be one of/],
-  ["no request", () => post('{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}'), 400, /request is missing/],
+  [
+    "wrong kind",
+    () => post(JSON.stringify({ ...review(), kind: "Pod" })),
+    400,
+    /kind must be "AdmissionReview"/,
+  ],
+  [
+    "wrong apiVersion",
+    () => post(JSON.stringify(review("admission.k8s.io/v2"))),
+    400,
+    /apiVersion must be one of/,
+  ],
+  [
+    "no request",
+    () => post('{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}'),
+    400,
+    /request is missing/,
+  ],
   ["no uid", () => post(JSON.stringify(review(undefined, { uid: "" }))), 400, /request.uid/],
-  ["a numeric operation", () => post(JSON.stringify(review(undefined, { operation: 1 }))), 400, /operation/],
-  ["containers as an object", () => post(JSON.stringify(review(undefined, {}, { spec: { containers: {} } }))), 400, /request.object.spec.containers must be an array/],
-  ["annotations as null values", () => post(JSON.stringify(review(undefined, {}, { metadata: { annotations: { a: null } }, spec: { containers: [] } }))), 400, /annotations\["a"\] must be a string/],
-  ["text/plain", () => post("{}", { headers: { "content-type": "text/plain" } }), 415, /content-type/],
+  [
+    "a numeric operation",
+    () => post(JSON.stringify(review(undefined, { operation: 1 }))),
+    400,
+    /operation/,
+  ],
+  [
+    "containers as an object",
+    () => post(JSON.stringify(review(undefined, {}, { spec: { containers: {} } }))),
+    400,
+    /request.object.spec.containers must be an array/,
+  ],
+  [
+    "annotations as null values",
+    () =>
+      post(
+        JSON.stringify(
+          review(undefined, {}, {
+            metadata: { annotations: { a: null } },
+            spec: { containers: [] },
+          }),
+        ),
+      ),
+    400,
+    /annotations\["a"\] must be a string/,
+  ],
+  [
+    "text/plain",
+    () => post("{}", { headers: { "content-type": "text/plain" } }),
+    415,
+    /content-type/,
+  ],
   ["invalid UTF-8", () => post(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d])), 400, /UTF-8/],
   ["an unknown path", () => new Request("https://injector.test/nope"), 404, /no route/],
 ];
@@ -159,7 +227,10 @@ for (const [name, make, status, message] of badInputs) {
     assert.ok(!("stack" in body));
     if (status !== 404) {
       assert.equal(log.lines.at(-1)?.level, "warn");
-      assert.match(metrics.render(), new RegExp(`sidecar_injector_errors_total\\{reason="http_${status}"\\} 1`));
+      assert.match(
+        metrics.render(),
+        new RegExp(`sidecar_injector_errors_total\\{reason="http_${status}"\\} 1`),
+      );
     }
   });
 }
@@ -194,7 +265,10 @@ Deno.test("handler answers 413 for a streamed body past 7 MiB and stops reading"
 
 Deno.test("handler accepts a body just under the cap", async () => {
   const { handler } = setup();
-  const pod = { ...nginx, metadata: { name: "big", annotations: { big: "x".repeat(7 * 1024 * 1024 - 1024) } } };
+  const pod = {
+    ...nginx,
+    metadata: { name: "big", annotations: { big: "x".repeat(7 * 1024 * 1024 - 1024) } },
+  };
   const res = await handler(post(JSON.stringify(review(undefined, {}, pod))));
   assert.equal(res.status, 200);
   assert.equal((await res.json()).response.patchType, "JSONPatch");
@@ -203,7 +277,9 @@ Deno.test("handler accepts a body just under the cap", async () => {
 Deno.test("handler survives deeply nested JSON", async () => {
   const { handler } = setup();
   const deep = "[".repeat(1_000_000) + "]".repeat(1_000_000);
-  const res = await handler(post(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":${deep}}`));
+  const res = await handler(
+    post(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":${deep}}`),
+  );
   assert.equal(res.status, 400);
   const ok = await handler(post(JSON.stringify(review())));
   assert.equal(ok.status, 200);
@@ -227,7 +303,11 @@ Deno.test("timeoutFromQuery() reads the apiserver's timeout parameter", () => {
 
 Deno.test("handler fails open per pod when inject throws, or denies when configured", async () => {
   // A profile whose name is missing makes inject() throw: a stand-in for any internal bug.
-  const broken = (onError: "allow" | "deny"): Config => ({ ...defaultConfig(), onError, defaultProfile: "missing" });
+  const broken = (onError: "allow" | "deny"): Config => ({
+    ...defaultConfig(),
+    onError,
+    defaultProfile: "missing",
+  });
   for (const onError of ["allow", "deny"] as const) {
     const { handler, log } = setup(broken(onError));
     const res = await handler(post(JSON.stringify(review())));
@@ -236,8 +316,9 @@ Deno.test("handler fails open per pod when inject throws, or denies when configu
     assert.equal(body.response.uid, "uid-1");
     assert.equal(body.response.allowed, onError === "allow");
     assert.equal(body.response.patch, undefined);
-    if (onError === "allow") assert.match(body.response.warnings[0], /admitted without the log sidecar/);
-    else assert.match(body.response.status.message, /injection failed/);
+    if (onError === "allow") {
+      assert.match(body.response.warnings[0], /admitted without the log sidecar/);
+    } else assert.match(body.response.status.message, /injection failed/);
     assert.ok(log.lines.some((l) => l.level === "error" && l.msg === "injection failed"));
   }
 });

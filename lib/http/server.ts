@@ -41,6 +41,7 @@ export class TlsServer {
   #retired = new Set<Promise<void>>();
   #draining = false;
   #reloading: Promise<boolean> | undefined;
+  readonly #stopped = Promise.withResolvers<void>();
   readonly #opts: TlsServerOptions;
   readonly port: number;
 
@@ -121,11 +122,15 @@ export class TlsServer {
     await this.#reloading?.catch(() => {});
     await sleep(this.#opts.drainDelayMs);
     await Promise.all([this.#current.server.shutdown(), ...this.#retired]);
+    this.#stopped.resolve();
   }
 
-  /** Resolves when every listener has closed. */
+  /**
+   * Resolves once `shutdown` has closed every listener. A listener retired by
+   * a certificate reload does not resolve it: the server goes on with the new one.
+   */
   get finished(): Promise<void> {
-    return this.#current.server.finished;
+    return this.#stopped.promise;
   }
 }
 
