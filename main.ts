@@ -6,7 +6,7 @@
 import jsonpatch from "fast-json-patch";
 import { dump, loadAll } from "js-yaml";
 import {
-  type Config,
+  ConfigSource,
   createHandler,
   createLogger,
   defaultConfig,
@@ -17,7 +17,6 @@ import {
   Metrics,
   TlsServer,
   watchFiles,
-  withExcludedNamespace,
   writeAllSync,
 } from "./lib/mod.ts";
 
@@ -127,14 +126,21 @@ async function serve(flags: Map<string, string>): Promise<void> {
   // The injector never injects its own namespace, whatever the config says.
   const ownNamespace = Deno.env.get("POD_NAMESPACE");
 
-  const readConfig = async (): Promise<Config> =>
-    withExcludedNamespace(
-      configFile ? await loadConfig(configFile) : defaultConfig(),
-      ownNamespace,
-    );
-  let config: Config;
+  const metrics = new Metrics({ version: VERSION, deno: Deno.version.deno });
+  let config: ConfigSource;
   try {
-    config = await readConfig();
+    config = await ConfigSource.open(configFile, {
+      ownNamespace,
+      onReload(result, error) {
+        if (result === "unchanged") return;
+        metrics.configReloads.inc({ result });
+        if (result === "ok") log.info("config reloaded", { configFile });
+        else {log.error("config reload rejected; keeping the last good config", {
+            configFile,
+            error,
+          });}
+      },
+    });
   } catch (err) {
     log.error("invalid config; not starting", {
       error: err instanceof Error ? err.message : String(err),
@@ -142,10 +148,9 @@ async function serve(flags: Map<string, string>): Promise<void> {
     exit(log, 2);
   }
 
-  const metrics = new Metrics({ version: VERSION, deno: Deno.version.deno });
   let stopping = false;
   const handler = createHandler({
-    config: () => config,
+    config: () => config.current,
     log,
     metrics,
     now: () => performance.now(),
@@ -169,23 +174,7 @@ async function serve(flags: Map<string, string>): Promise<void> {
   }
 
   const certWatch = watchFiles([certFile, keyFile], () => void server.reload());
-  const configWatch = configFile
-    ? watchFiles([configFile], async () => {
-      try {
-        const next = await readConfig();
-        if (JSON.stringify(next) === JSON.stringify(config)) return;
-        config = next;
-        metrics.configReloads.inc({ result: "ok" });
-        log.info("config reloaded", { configFile });
-      } catch (err) {
-        metrics.configReloads.inc({ result: "rejected" });
-        log.error("config reload rejected; keeping the last good config", {
-          configFile,
-          error: err instanceof Error ? err.message : String(err),
-        });
-      }
-    })
-    : undefined;
+  const configWatch = configFile ? watchFiles([configFile], () => void config.reload()) : undefined;
 
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -206,7 +195,7 @@ async function serve(flags: Map<string, string>): Promise<void> {
     port: server.port,
     version: VERSION,
     config: configFile ?? "<defaults>",
-    profile: config.defaultProfile,
+    profile: config.current.defaultProfile,
   });
   await server.finished;
 }

@@ -70,21 +70,6 @@ export function realisticPod(): Json {
     spec: {
       volumes: [
         { name: "config", configMap: { name: "checkout-config", defaultMode: 420 } },
-        {
-          name: "kube-api-access-x7k2p",
-          projected: {
-            sources: [
-              { serviceAccountToken: { expirationSeconds: 3607, path: "token" } },
-              {
-                configMap: {
-                  name: "kube-root-ca.crt",
-                  items: [{ key: "ca.crt", path: "ca.crt" }],
-                },
-              },
-            ],
-            defaultMode: 420,
-          },
-        },
       ],
       containers: [
         {
@@ -108,11 +93,6 @@ export function realisticPod(): Json {
           },
           volumeMounts: [
             { name: "config", readOnly: true, mountPath: "/etc/checkout" },
-            {
-              name: "kube-api-access-x7k2p",
-              readOnly: true,
-              mountPath: "/var/run/secrets/kubernetes.io/serviceaccount",
-            },
           ],
           livenessProbe: {
             httpGet: { path: "/healthz", port: "http", scheme: "HTTP" },
@@ -142,11 +122,7 @@ export function realisticPod(): Json {
             limits: { cpu: "500m", memory: "128Mi" },
             requests: { cpu: "50m", memory: "64Mi" },
           },
-          volumeMounts: [{
-            name: "kube-api-access-x7k2p",
-            readOnly: true,
-            mountPath: "/var/run/secrets/kubernetes.io/serviceaccount",
-          }],
+          volumeMounts: [{ name: "config", readOnly: true, mountPath: "/etc/envoy" }],
           readinessProbe: {
             tcpSocket: { port: 15001 },
             periodSeconds: 5,
@@ -166,20 +142,6 @@ export function realisticPod(): Json {
       serviceAccount: "checkout",
       securityContext: { runAsNonRoot: true, fsGroup: 2000 },
       schedulerName: "default-scheduler",
-      tolerations: [
-        {
-          key: "node.kubernetes.io/not-ready",
-          operator: "Exists",
-          effect: "NoExecute",
-          tolerationSeconds: 300,
-        },
-        {
-          key: "node.kubernetes.io/unreachable",
-          operator: "Exists",
-          effect: "NoExecute",
-          tolerationSeconds: 300,
-        },
-      ],
       priority: 0,
       enableServiceLinks: true,
       preemptionPolicy: "PreemptLowerPriority",

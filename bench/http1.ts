@@ -78,7 +78,6 @@ export class Http1Conn {
       if (hs.alpnProtocol !== null && hs.alpnProtocol !== "http/1.1") {
         throw new Error(`server chose ALPN ${hs.alpnProtocol}`);
       }
-      conn.setNoDelay(true);
     } catch (err) {
       conn.close();
       throw err;

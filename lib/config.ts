@@ -501,3 +501,89 @@ export function withExcludedNamespace(config: Config, namespace: string | undefi
   if (!namespace || config.excludeNamespaces.includes(namespace)) return config;
   return { ...config, excludeNamespaces: [...config.excludeNamespaces, namespace] };
 }
+
+/** Reports from a {@link ConfigSource} reload. */
+export interface ConfigReloadEvents {
+  onReload?: (result: "ok" | "unchanged" | "rejected", error?: string) => void;
+}
+
+/**
+ * The live config: the last good one, replaced on `reload()` only when the
+ * file parses. An invalid file leaves the current config serving.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ConfigSource } from "./config.ts";
+ * let text = "mode: classic\n";
+ * const source = await ConfigSource.open("/cfg.yaml", { read: () => Promise.resolve(text) });
+ * text = "mode: sometimes\n";
+ * assert.equal(await source.reload(), "rejected");
+ * assert.equal(source.current.mode, "classic");
+ * ```
+ */
+export class ConfigSource {
+  #current: Config;
+  #serialized: string;
+
+  private constructor(
+    readonly path: string | undefined,
+    private readonly options: {
+      read: (path: string) => Promise<string>;
+      ownNamespace?: string | undefined;
+    } & ConfigReloadEvents,
+    first: Config,
+  ) {
+    this.#current = first;
+    this.#serialized = JSON.stringify(first);
+  }
+
+  /** Loads `path` (or the defaults when undefined); throws when it is invalid. */
+  static async open(
+    path: string | undefined,
+    options:
+      & { read?: (path: string) => Promise<string>; ownNamespace?: string | undefined }
+      & ConfigReloadEvents = {},
+  ): Promise<ConfigSource> {
+    const opts = { ...options, read: options.read ?? Deno.readTextFile };
+    const first = await ConfigSource.#load(path, opts.read, opts.ownNamespace);
+    return new ConfigSource(path, opts, first);
+  }
+
+  static async #load(
+    path: string | undefined,
+    read: (path: string) => Promise<string>,
+    ownNamespace: string | undefined,
+  ): Promise<Config> {
+    const config = path ? await loadConfig(path, read) : defaultConfig();
+    return withExcludedNamespace(config, ownNamespace);
+  }
+
+  /** The config to use now. */
+  get current(): Config {
+    return this.#current;
+  }
+
+  /** Re-reads the file; keeps the current config when the new one is invalid. */
+  async reload(): Promise<"ok" | "unchanged" | "rejected"> {
+    try {
+      const next = await ConfigSource.#load(
+        this.path,
+        this.options.read,
+        this.options.ownNamespace,
+      );
+      const serialized = JSON.stringify(next);
+      if (serialized === this.#serialized) {
+        this.options.onReload?.("unchanged");
+        return "unchanged";
+      }
+      this.#current = next;
+      this.#serialized = serialized;
+      this.options.onReload?.("ok");
+      return "ok";
+    } catch (err) {
+      this.options.onReload?.("rejected", err instanceof Error ? err.message : String(err));
+      return "rejected";
+    }
+  }
+}

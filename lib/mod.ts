@@ -18,6 +18,8 @@ export {
   checkLogDir,
   checkQuantity,
   type Config,
+  type ConfigReloadEvents,
+  ConfigSource,
   defaultConfig,
   loadConfig,
   type Mode,

@@ -1,0 +1,219 @@
+import assert from "node:assert/strict";
+import {
+  ConfigSource,
+  defaultConfig,
+  loadConfig,
+  parseConfig,
+  SYSTEM_NAMESPACES,
+} from "./config.ts";
+
+Deno.test("parseConfig() of an empty or comments-only file gives the defaults", () => {
+  assert.deepEqual(parseConfig(""), defaultConfig());
+  assert.deepEqual(parseConfig("# nothing\n\n  # here\n"), defaultConfig());
+});
+
+Deno.test("parseConfig() merges a profile over the built-in one of the same name", () => {
+  const c = parseConfig(`
+profiles:
+  fluentd:
+    image: registry.example.com/fluentd:v1.17-2
+    output: { type: forward, host: aggregator.logging.svc, port: 24224 }
+`);
+  const p = c.profiles.fluentd;
+  assert.equal(p?.image, "registry.example.com/fluentd:v1.17-2");
+  assert.deepEqual(p?.output, { type: "forward", host: "aggregator.logging.svc", port: 24224 });
+  assert.equal(p?.logDir, "/var/log/app", "unstated keys keep their defaults");
+  assert.equal(p?.securityContext.runAsNonRoot, true);
+  assert.ok(c.profiles["fluent-bit"], "other built-in profiles stay");
+});
+
+Deno.test("parseConfig() accepts a new named profile starting from its agent's defaults", () => {
+  const c = parseConfig(`
+defaultProfile: tiny
+profiles:
+  tiny:
+    agent: fluent-bit
+    containerName: log-agent
+    resources: { requests: { cpu: 5m, memory: 8Mi }, limits: { memory: 32Mi } }
+    env: [{ name: LOG_LEVEL, value: debug }]
+`);
+  assert.equal(c.defaultProfile, "tiny");
+  const p = c.profiles.tiny;
+  assert.equal(p?.agent, "fluent-bit");
+  assert.equal(p?.image, "fluent/fluent-bit:3.2");
+  assert.equal(p?.containerName, "log-agent");
+  assert.deepEqual(p?.resources, {
+    requests: { cpu: "5m", memory: "8Mi" },
+    limits: { memory: "32Mi" },
+  });
+  assert.deepEqual(p?.env, [{ name: "LOG_LEVEL", value: "debug" }]);
+});
+
+Deno.test("parseConfig() always keeps the system namespaces excluded", () => {
+  const c = parseConfig("excludeNamespaces: [monitoring]");
+  assert.deepEqual(c.excludeNamespaces, [...SYSTEM_NAMESPACES, "monitoring"]);
+});
+
+const errors: Array<[string, RegExp]> = [
+  ["mode: sometimes", /^cfg\.yaml: mode: must be one of auto, native, classic, got "sometimes"$/],
+  ["colour: blue", /^cfg\.yaml: colour: unknown key \(expected one of: defaultProfile, mode,/],
+  [
+    "defaultProfile: nope",
+    /^cfg\.yaml: defaultProfile: names no profile \(have: fluentd, fluent-bit\)$/,
+  ],
+  [
+    "nativeSidecars: yes please",
+    /^cfg\.yaml: nativeSidecars: must be true or false, got "yes please"$/,
+  ],
+  ["onError: explode", /^cfg\.yaml: onError: must be one of allow, deny/],
+  [
+    "excludeNamespaces: kube-system",
+    /^cfg\.yaml: excludeNamespaces: must be a list, got "kube-system"$/,
+  ],
+  ["profiles: [a]", /^cfg\.yaml: profiles: must be a mapping, got a list$/],
+  ["profiles: { Big_Name: {} }", /^cfg\.yaml: profiles\.Big_Name: must be a DNS-1123 label/],
+  [
+    "profiles: { fluentd: { image: 42 } }",
+    /^cfg\.yaml: profiles\.fluentd\.image: must be a non-empty string, got number 42$/,
+  ],
+  [
+    "profiles: { fluentd: { image: 'has space' } }",
+    /profiles\.fluentd\.image: must be an image reference/,
+  ],
+  [
+    "profiles: { fluentd: { logDir: relative/dir } }",
+    /profiles\.fluentd\.logDir: must be an absolute path$/,
+  ],
+  [
+    "profiles: { fluentd: { logDir: /a/../b } }",
+    /profiles\.fluentd\.logDir: must not contain \. or \.\. segments$/,
+  ],
+  [
+    "profiles: { fluentd: { volumeName: Logs } }",
+    /profiles\.fluentd\.volumeName: must be a DNS-1123 label/,
+  ],
+  [
+    "profiles: { fluentd: { agent: logstash } }",
+    /profiles\.fluentd\.agent: must be one of fluentd, fluent-bit/,
+  ],
+  [
+    "profiles: { fluentd: { resources: { requests: { cpu: lots } } } }",
+    /profiles\.fluentd\.resources\.requests\.cpu: must be a Kubernetes quantity/,
+  ],
+  [
+    "profiles: { fluentd: { resources: { requests: { gpu: 1 } } } }",
+    /profiles\.fluentd\.resources\.requests\.gpu: unknown key/,
+  ],
+  [
+    "profiles: { fluentd: { env: [{ name: 1, value: x }] } }",
+    /profiles\.fluentd\.env\[0\]\.name: must be a non-empty string, got number 1$/,
+  ],
+  [
+    "profiles: { fluentd: { env: [{ name: A, value: 3 }] } }",
+    /profiles\.fluentd\.env\[0\]\.value: must be a string, got number 3$/,
+  ],
+  [
+    "profiles: { fluentd: { output: { type: kafka } } }",
+    /profiles\.fluentd\.output\.type: must be one of stdout, forward, raw/,
+  ],
+  [
+    "profiles: { fluentd: { output: { type: forward } } }",
+    /profiles\.fluentd\.output\.host: must be a non-empty string, got undefined/,
+  ],
+  [
+    "profiles: { fluentd: { output: { type: forward, host: h, port: 70000 } } }",
+    /output\.port: must be a port number 1-65535, got number 70000$/,
+  ],
+  [
+    "profiles: { fluentd: { output: { type: stdout, host: h } } }",
+    /output\.host: not allowed with output type stdout$/,
+  ],
+  [
+    "profiles: { fluent-bit: { output: { type: raw, config: x } } }",
+    /profiles\.fluent-bit\.output\.type: raw output is supported for agent fluentd only/,
+  ],
+  [
+    "profiles: { fluentd: { securityContext: { runAsUser: -1 } } }",
+    /securityContext\.runAsUser: must be a non-negative integer, got number -1$/,
+  ],
+  [
+    "profiles: { fluentd: { securityContext: { seccompProfile: { type: Off } } } }",
+    /seccompProfile\.type: must be one of RuntimeDefault, Localhost, Unconfined/,
+  ],
+  [
+    "profiles: { fluentd: { configMap: Not_A_Name } }",
+    /profiles\.fluentd\.configMap: must be a DNS-1123 subdomain/,
+  ],
+];
+
+for (const [yaml, message] of errors) {
+  Deno.test(`parseConfig() rejects ${JSON.stringify(yaml)} with file, path and reason`, () => {
+    assert.throws(() => parseConfig(yaml, "cfg.yaml"), (err: unknown) => {
+      assert.ok(err instanceof TypeError, `TypeError, got ${err}`);
+      assert.match(err.message, message);
+      return true;
+    });
+  });
+}
+
+Deno.test("parseConfig() reports YAML syntax errors as SyntaxError naming the file", () => {
+  assert.throws(() => parseConfig("mode: [unclosed", "cfg.yaml"), (err: unknown) => {
+    assert.ok(err instanceof SyntaxError);
+    assert.match(err.message, /^cfg\.yaml: not valid YAML/);
+    return true;
+  });
+});
+
+Deno.test("loadConfig() reads through the given reader", async () => {
+  const seen: string[] = [];
+  const c = await loadConfig("/etc/x.yaml", (p) => {
+    seen.push(p);
+    return Promise.resolve("onError: deny\n");
+  });
+  assert.equal(c.onError, "deny");
+  assert.deepEqual(seen, ["/etc/x.yaml"]);
+});
+
+Deno.test("ConfigSource reloads good -> bad -> good, serving the last good config meanwhile", async () => {
+  let text = "defaultProfile: fluentd\n";
+  const events: string[] = [];
+  const source = await ConfigSource.open("/cfg.yaml", {
+    read: () => Promise.resolve(text),
+    ownNamespace: "sidecar-injector",
+    onReload: (result, error) => events.push(error ? `${result}: ${error}` : result),
+  });
+  assert.equal(source.current.defaultProfile, "fluentd");
+  assert.ok(
+    source.current.excludeNamespaces.includes("sidecar-injector"),
+    "own namespace excluded",
+  );
+
+  text = "defaultProfile: fluent-bit\n";
+  assert.equal(await source.reload(), "ok");
+  assert.equal(source.current.defaultProfile, "fluent-bit");
+
+  text = "defaultProfile: [broken\n";
+  assert.equal(await source.reload(), "rejected");
+  assert.equal(source.current.defaultProfile, "fluent-bit", "last good config keeps serving");
+
+  text = "defaultProfile: fluentd\n";
+  assert.equal(await source.reload(), "ok");
+  assert.equal(source.current.defaultProfile, "fluentd");
+  assert.equal(await source.reload(), "unchanged");
+  assert.ok(
+    source.current.excludeNamespaces.includes("sidecar-injector"),
+    "still excluded after reloads",
+  );
+
+  assert.equal(events.length, 4);
+  assert.equal(events[0], "ok");
+  assert.match(events[1] ?? "", /^rejected: \/cfg\.yaml: not valid YAML/);
+  assert.deepEqual(events.slice(2), ["ok", "unchanged"]);
+});
+
+Deno.test("ConfigSource.open() throws on an invalid file so startup fails", async () => {
+  await assert.rejects(
+    ConfigSource.open("/cfg.yaml", { read: () => Promise.resolve("mode: 3\n") }),
+    /\/cfg\.yaml: mode: must be one of auto, native, classic, got number 3/,
+  );
+});
