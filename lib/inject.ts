@@ -17,6 +17,17 @@ export const ANNOTATION_PREFIX = "sidecar-injector.io/";
 export const STATUS_ANNOTATION = "sidecar-injector.io/status";
 /** `"false"` opts a pod out. */
 export const INJECT_ANNOTATION = "sidecar-injector.io/inject";
+/** Every `sidecar-injector.io/<name>` pod annotation the injector reads or writes. */
+export const POD_ANNOTATIONS: readonly string[] = [
+  "inject",
+  "profile",
+  "image",
+  "log-dir",
+  "cpu-request",
+  "memory-limit",
+  "containers",
+  "status",
+];
 /** Marker of the original (Flask) injector; also means "already injected". */
 export const LEGACY_ANNOTATION = "sidecar-injected";
 

@@ -38,6 +38,7 @@ export {
   type InjectResult,
   LEGACY_ANNOTATION,
   type Operation,
+  POD_ANNOTATIONS,
   quantity,
   STATUS_ANNOTATION,
 } from "./inject.ts";

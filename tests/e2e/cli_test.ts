@@ -1,0 +1,110 @@
+/** `main.ts inject` as a user runs it: a real process, its own permission set. */
+import assert from "node:assert/strict";
+import { load, loadAll } from "js-yaml";
+import type { Pod } from "kubernetes-types/core/v1.d.ts";
+import { assertInjected } from "../../lib/_assert_injected.ts";
+import { assertPod, defaultConfig, parseConfig } from "../../lib/mod.ts";
+import { exec, REPO_ROOT } from "./control_plane/harness.ts";
+
+function inject(args: string[], stdin?: string) {
+  return exec(Deno.execPath(), ["run", "--frozen", "-P=inject", "main.ts", "inject", ...args], {
+    cwd: REPO_ROOT,
+    timeoutMs: 60_000,
+    env: { NO_COLOR: "1" },
+    ...(stdin === undefined ? {} : { stdin }),
+  });
+}
+
+function podFrom(doc: unknown, path: string[] = []): Pod {
+  let v: unknown = doc;
+  for (const k of path) v = (v as Record<string, unknown>)[k];
+  assertPod(v);
+  return v;
+}
+
+Deno.test("main.ts inject -f prints the nginx pod with the sidecar and shared volume (YAML)", async () => {
+  const r = await inject(["-f", "testdata/pods/nginx.yaml"]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = podFrom(load(r.stdout));
+  const original = podFrom(load(await Deno.readTextFile(`${REPO_ROOT}/testdata/pods/nginx.yaml`)));
+  const patch = [{ op: "replace" as const, path: "", value: out }];
+  assertInjected(original, patch, defaultConfig());
+  assert.deepEqual(out.spec?.containers.map((c) => c.name), ["nginx", "fluentd"]);
+});
+
+Deno.test("main.ts inject reads stdin and prints JSON with -o json", async () => {
+  const text = await Deno.readTextFile(`${REPO_ROOT}/testdata/pods/with-volumes.yaml`);
+  const r = await inject(["-f", "-", "-o", "json"], text);
+  assert.equal(r.code, 0, r.stderr);
+  const out = podFrom(JSON.parse(r.stdout));
+  assert.equal(out.metadata?.annotations?.["a~b/c"], "tilde-and-slash");
+  assert.ok(out.metadata?.annotations?.["sidecar-injector.io/status"]);
+});
+
+Deno.test("main.ts inject mutates Deployment and CronJob pod templates", async () => {
+  const deploy = await inject(["-f", "testdata/workloads/deployment.yaml"]);
+  assert.equal(deploy.code, 0, deploy.stderr);
+  const d = load(deploy.stdout);
+  const template = podFrom(d, ["spec", "template"]);
+  assert.deepEqual(template.spec?.containers.map((c) => c.name), ["web", "fluentd"]);
+  assert.deepEqual(template.metadata?.labels, { app: "web" }, "template labels kept");
+
+  const cron = await inject(["-f", "testdata/workloads/cronjob.yaml"]);
+  assert.equal(cron.code, 0, cron.stderr);
+  const t = podFrom(load(cron.stdout), ["spec", "jobTemplate", "spec", "template"]);
+  assert.equal(t.spec?.initContainers?.[0]?.name, "fluentd", "Job pods get a native sidecar");
+  assert.equal(t.spec?.initContainers?.[0]?.restartPolicy, "Always");
+});
+
+Deno.test("main.ts inject handles several documents and reports skipped ones", async () => {
+  const text = [
+    await Deno.readTextFile(`${REPO_ROOT}/testdata/pods/nginx.yaml`),
+    await Deno.readTextFile(`${REPO_ROOT}/testdata/pods/opted-out.yaml`),
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: c }\ndata: { a: b }\n",
+  ].join("\n---\n");
+  const r = await inject(["-f", "-"], text);
+  assert.equal(r.code, 0, r.stderr);
+  const docs = loadAll(r.stdout) as Array<{ kind: string; spec?: { containers: unknown[] } }>;
+  assert.deepEqual(docs.map((d) => d.kind), ["Pod", "Pod", "ConfigMap"]);
+  assert.equal(docs[0]?.spec?.containers.length, 2);
+  assert.equal(docs[1]?.spec?.containers.length, 1);
+  assert.match(r.stderr, /# not injected: opted out by annotation/);
+  assert.match(r.stderr, /# not injected: kind ConfigMap has no pod template/);
+});
+
+Deno.test("main.ts inject honours --config and prints annotation warnings", async () => {
+  await Deno.mkdir(`${REPO_ROOT}/.tmp`, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: `${REPO_ROOT}/.tmp`, prefix: "cli-" });
+  try {
+    await Deno.writeTextFile(`${dir}/config.yaml`, "defaultProfile: fluent-bit\n");
+    const pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n" +
+      "    sidecar-injector.io/cpu-request: lots\nspec:\n  containers: [{ name: a, image: x }]\n";
+    const r = await inject(["-f", "-", "--config", `${dir}/config.yaml`], pod);
+    assert.equal(r.code, 0, r.stderr);
+    const out = podFrom(load(r.stdout));
+    assert.equal(out.spec?.containers[1]?.name, "fluent-bit");
+    assertInjected(
+      podFrom(load(pod)),
+      [{ op: "replace", path: "", value: out }],
+      parseConfig("defaultProfile: fluent-bit"),
+    );
+    assert.match(
+      r.stderr,
+      /Warning: sidecar-injector: annotation sidecar-injector\.io\/cpu-request="lots" ignored/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main.ts inject exits non-zero with a message on bad input", async () => {
+  const missing = await inject(["-f", "testdata/pods/does-not-exist.yaml"]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /error: .*No such file/);
+  const bad = await inject(["-f", "-"], "kind: Pod\nspec:\n  containers: {}\n");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /Pod\.spec\.containers must be an array/);
+  const usage = await inject(["--bogus"]);
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /unknown flag --bogus/);
+});
