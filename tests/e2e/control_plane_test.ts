@@ -15,8 +15,11 @@ import {
   say,
   startControlPlane,
 } from "./control_plane/harness.ts";
+import { startRoundRobinProxy } from "./control_plane/tcp_proxy.ts";
 import {
+  fileSerial,
   genWebhookCerts,
+  servedSerial,
   startWebhook,
   type Webhook,
   type WebhookCerts,
@@ -128,6 +131,7 @@ function mainConfig(port: number, certs: WebhookCerts): Obj {
         matchExpressions: [
           { key: "e2e-v1beta1", operator: "DoesNotExist" },
           { key: "e2e-http1", operator: "DoesNotExist" },
+          { key: "e2e-rolling", operator: "DoesNotExist" },
         ],
       },
     }),
@@ -628,6 +632,8 @@ interface Quantiles {
   count: number;
   p50: number;
   p99: number;
+  /** Cumulative count per upper bound, summed over label sets. */
+  buckets: Map<number, number>;
 }
 
 /** histogram_quantile over the summed buckets of one webhook's admission duration. */
@@ -647,6 +653,11 @@ function webhookLatency(metricsText: string, webhook: string): Quantiles {
       count += value;
     }
   }
+  return { count, ...quantiles(buckets), buckets };
+}
+
+/** histogram_quantile's linear interpolation for p50 and p99. */
+function quantiles(buckets: Map<number, number>): { p50: number; p99: number } {
   const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
   const quantile = (q: number): number => {
     const total = sorted.at(-1)?.[1] ?? 0;
@@ -665,8 +676,209 @@ function webhookLatency(metricsText: string, webhook: string): Quantiles {
     }
     return prevBound;
   };
-  return { count, p50: quantile(0.5), p99: quantile(0.99) };
+  return { p50: quantile(0.5), p99: quantile(0.99) };
 }
+
+/** Latency of the calls between two snapshots (bucket counts subtracted). */
+function diffLatency(before: Quantiles, after: Quantiles): Quantiles {
+  const buckets = new Map<number, number>();
+  for (const [le, n] of after.buckets) buckets.set(le, n - (before.buckets.get(le) ?? 0));
+  return { count: after.count - before.count, ...quantiles(buckets), buckets };
+}
+
+Deno.test("e2e: a fluent-bit profile pod is stored with its agent", opts, async () => {
+  const env = await setup();
+  const pod = nginxPod("fluent-bit-pod", {
+    annotations: { "sidecar-injector.io/profile": "fluent-bit" },
+  });
+  const r = await createPod(env, pod);
+  assert.equal(r.code, 0, r.stderr);
+  const stored = await getPod(env, "fluent-bit-pod");
+  assert.deepEqual(names(stored.spec.containers), ["nginx", "fluent-bit"]);
+  const agent = stored.spec.containers[1];
+  assert.equal(agent.image, "fluent/fluent-bit:3.2");
+  assert.deepEqual(agent.command, ["/fluent-bit/bin/fluent-bit"]);
+  assert.ok(
+    agent.volumeMounts.some((m: Obj) => m.name === "app-logs" && m.mountPath === "/var/log/app"),
+  );
+  assert.equal(JSON.parse(stored.metadata.annotations[STATUS]).profile, "fluent-bit");
+});
+
+Deno.test(
+  "e2e: an invalid annotation is admitted with the default and kubectl prints the warning",
+  opts,
+  async () => {
+    const env = await setup();
+    const pod = nginxPod("bad-annotation", {
+      annotations: { "sidecar-injector.io/memory-limit": "a lot" },
+    });
+    const r = await createPod(env, pod);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /Warning: sidecar-injector: annotation sidecar-injector\.io\/memory-limit="a lot" ignored: must be a Kubernetes quantity/,
+    );
+    const stored = await getPod(env, "bad-annotation");
+    assertInjected(stored);
+    assert.equal(stored.spec.containers[1].resources.limits.memory, "256Mi", "default limit used");
+  },
+);
+
+Deno.test(
+  "e2e: certificate rotation while pods are created through the apiserver: no failed create, new serial served",
+  opts,
+  async () => {
+    const env = await setup();
+    const before = await fileSerial(env.certs.tlsCrt);
+    assert.equal(await servedSerial(env.webhook.port, env.certs.caCrt), before);
+    let stop = false;
+    const results: Array<{ code: number; stderr: string }> = [];
+    const loop = (async () => {
+      for (let i = 0; !stop; i++) {
+        const r = await createPod(env, nginxPod(`rotate-${i}`));
+        results.push(r);
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 500));
+    // Same CA (caBundle unchanged), new leaf: what re-running gen-certs.sh does.
+    await genWebhookCerts(env.certs.dir);
+    const after = await fileSerial(env.certs.tlsCrt);
+    assert.notEqual(after, before);
+    await env.cp.waitFor(
+      "the webhook serving the new certificate",
+      async () => (await servedSerial(env.webhook.port, env.certs.caCrt)) === after,
+      15_000,
+      100,
+    );
+    await new Promise((r) => setTimeout(r, 1500)); // creates continue past the old listener's drain
+    stop = true;
+    await loop;
+    const failed = results.filter((r) => r.code !== 0);
+    say(
+      `e2e: rotation: ${results.length} pod creates, ${failed.length} failed; serial ${before} -> ${after}`,
+    );
+    assert.deepEqual(failed.map((r) => r.stderr), []);
+    assert.ok(results.length >= 5, `pod creates during rotation: ${results.length}`);
+    const last = await getPod(env, `rotate-${results.length - 1}`);
+    assertInjected(last);
+    assert.match(env.webhook.logText(), /"msg":"certificate reloaded"/);
+  },
+);
+
+Deno.test(
+  "e2e: rolling restart of two webhook processes behind a round-robin, under a pod-create loop: zero failures",
+  opts,
+  async () => {
+    const env = await setup();
+    const { cp } = env;
+    const start = async (n: number) => {
+      const logPath = `${cp.dir}/webhook-rolling-${n}.log`;
+      cp.addLog(`webhook rolling ${n}`, logPath);
+      const w = await startWebhook({ certs: env.certs, logPath });
+      extraWebhooks.push(w);
+      return w;
+    };
+    const backends = [await start(1), await start(2)];
+    const proxy = startRoundRobinProxy(backends.map((w) => w.port));
+    const label = { "e2e-rolling": "yes" };
+    try {
+      await apply(
+        cp,
+        mwc("sidecar-injector-e2e-rolling", [
+          hook("rolling.sidecar-injector.io", proxy.port, env.certs, {
+            reinvocationPolicy: "Never",
+            objectSelector: { matchLabels: label },
+          }),
+        ]),
+      );
+      await env.cp.waitFor(
+        "rolling webhook active",
+        async () => {
+          const r = await cp.kubectl(["create", "--dry-run=server", "-o", "json", "-f", "-"], {
+            stdin: JSON.stringify(nginxPod("rolling-probe", { labels: label })),
+          });
+          return r.code === 0 && names(JSON.parse(r.stdout).spec.containers).includes("fluentd");
+        },
+        30_000,
+        200,
+      );
+
+      let stop = false;
+      const results: Array<{ name: string; code: number; stderr: string }> = [];
+      const loop = (async () => {
+        for (let i = 0; !stop; i++) {
+          const name = `rolling-${i}`;
+          const r = await createPod(env, nginxPod(name, { labels: label }));
+          results.push({ name, ...r });
+        }
+      })();
+      // Replace each process in turn: start the new one, point the proxy at it, SIGTERM the old.
+      for (let i = 0; i < 2; i++) {
+        await new Promise((r) => setTimeout(r, 700));
+        const old = backends[i];
+        assert.ok(old);
+        const fresh = await start(3 + i);
+        backends[i] = fresh;
+        proxy.setBackends(backends.map((w) => w.port));
+        const s = await old.stop();
+        assert.equal(s.code, 0, `old webhook exit code ${s.code}`);
+      }
+      await new Promise((r) => setTimeout(r, 700));
+      stop = true;
+      await loop;
+      const failed = results.filter((r) => r.code !== 0);
+      say(
+        `e2e: rolling restart: ${results.length} pod creates, ${failed.length} failed; ` +
+          `connections per backend port: ${JSON.stringify([...proxy.counts])}`,
+      );
+      assert.deepEqual(failed.map((r) => r.stderr), []);
+      assert.ok(results.length >= 5, `pod creates during the restart: ${results.length}`);
+      for (const r of results.slice(-3)) assertInjected(await getPod(env, r.name));
+    } finally {
+      await cp.kubectl(["delete", "mutatingwebhookconfiguration", "sidecar-injector-e2e-rolling"]);
+      await proxy.close();
+      for (const w of backends) {
+        await w.stop();
+        extraWebhooks.splice(extraWebhooks.indexOf(w), 1);
+      }
+    }
+  },
+);
+
+Deno.test(
+  "e2e: 200 pods created as fast as kubectl allows; apiserver-measured webhook latency",
+  opts,
+  async () => {
+    const env = await setup();
+    await ensureNamespace(env, "storm");
+    const before = webhookLatency(await env.cp.metrics(), HOOK);
+    const items = Array.from({ length: 200 }, (_, i) => nginxPod(`storm-${i}`));
+    const t0 = performance.now();
+    const r = await env.cp.kubectl(["create", "-n", "storm", "-f", "-", "-o", "name"], {
+      stdin: JSON.stringify({ apiVersion: "v1", kind: "List", items }),
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim().split("\n").length, 200);
+    const after = webhookLatency(await env.cp.metrics(), HOOK);
+    const delta = diffLatency(before, after);
+    say(
+      `e2e: storm: 200 pods in ${seconds.toFixed(2)} s (${(200 / seconds).toFixed(0)}/s); ` +
+        `apiserver-observed ${HOOK} over these calls: count=${delta.count} ` +
+        `p50~${(delta.p50 * 1000).toFixed(2)} ms p99~${(delta.p99 * 1000).toFixed(2)} ms`,
+    );
+    await Deno.mkdir(`${REPO_ROOT}/bench/results`, { recursive: true });
+    await Deno.writeTextFile(
+      `${REPO_ROOT}/bench/results/e2e-storm-latest.json`,
+      JSON.stringify({ pods: 200, seconds, ...delta, protocol: "HTTP/2 (loopback URL)" }, null, 2) +
+        "\n",
+    );
+    assert.ok(delta.count >= 200, `apiserver called the webhook ${delta.count}x`);
+    const list = await env.cp.kubectlJson(["get", "pods", "-n", "storm", "-o", "json"]);
+    assert.equal(list.items.length, 200);
+    for (const pod of list.items) assertInjected(pod);
+  },
+);
 
 Deno.test(
   "e2e: apiserver metric apiserver_admission_webhook_admission_duration_seconds for our webhook",

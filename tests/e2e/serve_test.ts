@@ -5,9 +5,11 @@
  */
 import assert from "node:assert/strict";
 import jsonpatch from "fast-json-patch";
-import { exec, REPO_ROOT } from "./control_plane/harness.ts";
+import { REPO_ROOT } from "./control_plane/harness.ts";
 import {
+  fileSerial,
   genWebhookCerts,
+  servedSerial,
   startWebhook,
   type Webhook,
   type WebhookCerts,
@@ -30,19 +32,6 @@ async function withServer(fn: (w: Webhook, certs: WebhookCerts, dir: string) => 
     await webhook.proc.drained;
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-async function servedSerial(port: number, caFile: string): Promise<string> {
-  const r = await exec("bash", [
-    "-c",
-    `openssl s_client -connect 127.0.0.1:${port} -CAfile ${caFile} -verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial`,
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  return r.stdout.trim();
-}
-
-async function fileSerial(certFile: string): Promise<string> {
-  return (await exec("openssl", ["x509", "-noout", "-serial", "-in", certFile])).stdout.trim();
 }
 
 Deno.test(

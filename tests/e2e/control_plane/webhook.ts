@@ -180,3 +180,18 @@ export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
     },
   };
 }
+
+/** The serial of the certificate the server at `port` presents to a new connection. */
+export async function servedSerial(port: number, caFile: string): Promise<string> {
+  const r = await exec("bash", [
+    "-c",
+    `openssl s_client -connect 127.0.0.1:${port} -CAfile ${caFile} -verify_return_error </dev/null 2>/dev/null | openssl x509 -noout -serial`,
+  ]);
+  if (r.code !== 0) throw new Error(`no certificate from :${port}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** The serial of the certificate in `certFile`. */
+export async function fileSerial(certFile: string): Promise<string> {
+  return (await exec("openssl", ["x509", "-noout", "-serial", "-in", certFile])).stdout.trim();
+}
