@@ -21,7 +21,7 @@ Deno.bench("inject small pod", { group: "inject" }, () => {
   inject(small, config, { namespace: "default" });
 });
 
-Deno.bench("decodeReview + inject + JSON.stringify(patch), realistic", () => {
+Deno.bench("decode+inject+stringify realistic", () => {
   const review = decodeReview(realisticText);
   const pod = review.request.pod;
   if (!pod) throw new Error("no pod");

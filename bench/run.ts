@@ -353,7 +353,9 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function coldStart(caCert: string): Promise<{ ms: number; exitCode: number; stopMs: number }> {
+async function coldStart(
+  caCert: string,
+): Promise<{ ms: number; exitCode: number; stopMs: number }> {
   const port = await freePort();
   const t = target(port, caCert);
   const t0 = performance.now();
@@ -397,7 +399,9 @@ async function injectBench(): Promise<InjectBench[]> {
   ]);
   if (r.code !== 0) throw new Error(`deno bench failed:\n${r.stderr}`);
   const doc = JSON.parse(r.stdout);
-  return doc.benches.map((b: { name: string; results: { ok?: { avg: number; p99: number } }[] }) => ({
+  return doc.benches.map((
+    b: { name: string; results: { ok?: { avg: number; p99: number } }[] },
+  ) => ({
     name: b.name,
     nsPerIter: b.results[0]?.ok?.avg ?? NaN,
     p99Ns: b.results[0]?.ok?.p99 ?? NaN,
@@ -429,7 +433,9 @@ function topSelf(profile: {
     const dt = profile.timeDeltas[i + 1] ?? 0;
     const cf = nodes.get(id)?.callFrame;
     const url = (cf?.url ?? "").replace(`file://${REPO}/`, "");
-    const key = `${cf?.functionName || "(anonymous)"}${url ? ` ${url}:${(cf?.lineNumber ?? 0) + 1}` : ""}`;
+    const key = `${cf?.functionName || "(anonymous)"}${
+      url ? ` ${url}:${(cf?.lineNumber ?? 0) + 1}` : ""
+    }`;
     self.set(key, (self.get(key) ?? 0) + dt);
     const a = !url
       ? (cf?.functionName || "(native)")
@@ -534,7 +540,9 @@ function summarize(r: TargetRuns) {
 
 async function main(): Promise<number> {
   const started = new Date();
-  out(`sidecar-injector bench${QUICK ? " (--quick)" : ""}: ${ROUNDS} round(s), wrk ${WRK_SECONDS} s`);
+  out(
+    `sidecar-injector bench${QUICK ? " (--quick)" : ""}: ${ROUNDS} round(s), wrk ${WRK_SECONDS} s`,
+  );
   await ensureWrk();
   await Deno.mkdir(TMP, { recursive: true });
   await makeCerts();
@@ -562,13 +570,17 @@ async function main(): Promise<number> {
   };
   await waitReady(targets.server);
   await waitReady(targets.floor);
-  out(`server pid ${server.child.pid} port ${server.port}; floor pid ${floor.child.pid} port ${floor.port}`);
+  out(
+    `server pid ${server.child.pid} port ${server.port}; floor pid ${floor.child.pid} port ${floor.port}`,
+  );
 
   const allChecks = [
     ...(await checks("server", targets.server, bodies)),
     ...(await checks("floor", targets.floor, bodies)),
   ];
-  for (const c of allChecks) out(`check ${c.ok ? "ok  " : "FAIL"} ${c.target} ${c.what}: ${c.detail}`);
+  for (const c of allChecks) {
+    out(`check ${c.ok ? "ok  " : "FAIL"} ${c.target} ${c.what}: ${c.detail}`);
+  }
 
   const rssIdle = { server: await rssKiB(server.child.pid), floor: await rssKiB(floor.child.pid) };
   const runs: Record<"server" | "floor", TargetRuns> = {
@@ -599,13 +611,18 @@ async function main(): Promise<number> {
         `round ${round + 1} ${name.padEnd(6)}: wrk realistic ${f(wr.rps, 0)} req/s` +
           ` (p99 ${f(wr.p99Ms)} ms, non-2xx ${wr.non2xx}), small ${f(ws.rps, 0)} req/s;` +
           ` paced p50/p99/p99.9 ${f(p.p50)}/${f(p.p99)}/${f(p.p999)} ms` +
-          ` (send late p99 ${f(p.sendLateP99)} ms, errors ${p.errors + p.non2xx});` +
+          ` (send late p99 ${f(p.sendLateP99)} ms${
+            p.sendLateP99 > 1 ? ", GENERATOR DISTURBED" : ""
+          }, errors ${p.errors + p.non2xx});` +
           ` sequential p50/p99 ${f(s.p50, 3)}/${f(s.p99, 3)} ms`,
       );
       if (wr.socketErrors || ws.socketErrors) out(`  wrk ${wr.socketErrors} ${ws.socketErrors}`);
     }
   }
-  const rssLoaded = { server: await rssKiB(server.child.pid), floor: await rssKiB(floor.child.pid) };
+  const rssLoaded = {
+    server: await rssKiB(server.child.pid),
+    floor: await rssKiB(floor.child.pid),
+  };
 
   // Shut both down (the server must exit 0 on SIGTERM) before the cold starts.
   const exits: Record<string, number> = {};
@@ -648,7 +665,12 @@ async function main(): Promise<number> {
       `${f(F.wrkRealistic.p50Ms)} / ${f(F.wrkRealistic.p99Ms)}`,
       ratio(S.wrkRealistic.p99Ms, F.wrkRealistic.p99Ms),
     ],
-    ["wrk small: req/s", f(S.wrkSmall.rps, 0), f(F.wrkSmall.rps, 0), ratio(S.wrkSmall.rps, F.wrkSmall.rps)],
+    [
+      "wrk small: req/s",
+      f(S.wrkSmall.rps, 0),
+      f(F.wrkSmall.rps, 0),
+      ratio(S.wrkSmall.rps, F.wrkSmall.rps),
+    ],
     [
       "wrk small: p50 / p99 ms",
       `${f(S.wrkSmall.p50Ms)} / ${f(S.wrkSmall.p99Ms)}`,
@@ -687,8 +709,12 @@ async function main(): Promise<number> {
     ],
     [
       "RSS idle / after load / peak MB",
-      `${f(mb(rssIdle.server.rss), 1)} / ${f(mb(rssLoaded.server.rss), 1)} / ${f(mb(rssLoaded.server.hwm), 1)}`,
-      `${f(mb(rssIdle.floor.rss), 1)} / ${f(mb(rssLoaded.floor.rss), 1)} / ${f(mb(rssLoaded.floor.hwm), 1)}`,
+      `${f(mb(rssIdle.server.rss), 1)} / ${f(mb(rssLoaded.server.rss), 1)} / ${
+        f(mb(rssLoaded.server.hwm), 1)
+      }`,
+      `${f(mb(rssIdle.floor.rss), 1)} / ${f(mb(rssLoaded.floor.rss), 1)} / ${
+        f(mb(rssLoaded.floor.hwm), 1)
+      }`,
       ratio(rssLoaded.server.rss, rssLoaded.floor.rss),
     ],
     [
@@ -697,7 +723,7 @@ async function main(): Promise<number> {
       "",
       "",
     ],
-    ...injectResults.map((b) => [`bench: ${b.name} (ns/iter)`, f(b.nsPerIter, 0), "", ""]),
+    ...injectResults.map((b) => [`${b.name} ns/iter`, f(b.nsPerIter, 0), "", ""]),
   ];
 
   const targetsMet = [
@@ -732,23 +758,41 @@ async function main(): Promise<number> {
   out("");
   out(table(rows));
   out("");
-  for (const t of targetsMet) out(`${t.met ? "MET    " : "NOT MET"}  ${t.target}  (${f(t.value, 2)})`);
-  out(`SIGTERM exit codes: server ${exits.server}, floor ${exits.floor}; cold-start exits ${starts.map((s) => s.exitCode).join(",")}`);
+  for (const t of targetsMet) {
+    out(`${t.met ? "MET    " : "NOT MET"}  ${t.target}  (${f(t.value, 2)})`);
+  }
+  out(
+    `SIGTERM exit codes: server ${exits.server}, floor ${exits.floor}; cold-start exits ${
+      starts.map((s) => s.exitCode).join(",")
+    }`,
+  );
   out(`server log lines by level: ${JSON.stringify(levels)}`);
   for (const l of notableLog) out(`  log: ${l.slice(0, 300)}`);
   if (profile) {
     out("");
     out(
-      `CPU profile (${profile.file.replace(REPO + "/", "")}), ${f(profile.totalMs, 0)} ms sampled,` +
+      `CPU profile (${profile.file.replace(REPO + "/", "")}), ${
+        f(profile.totalMs, 0)
+      } ms sampled,` +
         ` wrk ${f(profile.wrk.rps, 0)} req/s during profiling:`,
     );
-    out(table([["area", "self ms", "%"], ...profile.byArea.map((r) => [r.fn, f(r.selfMs, 0), f(r.pct, 1)])]));
+    out(
+      table([
+        ["area", "self ms", "%"],
+        ...profile.byArea.map((r) => [r.fn, f(r.selfMs, 0), f(r.pct, 1)]),
+      ]),
+    );
     out("");
-    out(table([["top self time", "self ms", "%"], ...profile.rows.map((r) => [r.fn, f(r.selfMs, 0), f(r.pct, 1)])]));
+    out(
+      table([
+        ["top self time", "self ms", "%"],
+        ...profile.rows.map((r) => [r.fn, f(r.selfMs, 0), f(r.pct, 1)]),
+      ]),
+    );
   }
 
   const cpuModel = /^model name\s*:\s*(.*)$/m.exec(
-    await Deno.readTextFile("/proc/cpuinfo").catch(() => ""),
+    (await run("cat", ["/proc/cpuinfo"])).stdout,
   )?.[1];
   const nproc = (await run("nproc", [])).stdout.trim();
   const result = {
