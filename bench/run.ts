@@ -11,6 +11,7 @@
  * @module
  */
 import jsonpatch from "fast-json-patch";
+import { serveArgs } from "../tests/support/serve_command.ts";
 import { realisticReview, smallReview } from "./fixtures.ts";
 import {
   buildRequest,
@@ -164,13 +165,8 @@ async function startLogged(name: string, cmd: string, args: string[], log: strin
 }
 
 function serverArgs(port: number, extra: string[] = []): string[] {
-  return [
-    "run",
-    "--frozen",
-    "-P=serve",
-    ...extra,
-    "main.ts",
-    "serve",
+  // Exactly as `deno task serve` runs it (permission set and V8 flags from deno.json).
+  return serveArgs([
     "--host",
     "127.0.0.1",
     "--port",
@@ -181,7 +177,7 @@ function serverArgs(port: number, extra: string[] = []): string[] {
     `${CERTS}/tls.key`,
     "--drain-delay-ms",
     "0",
-  ];
+  ], extra);
 }
 
 function startServer(extra: string[] = [], log = `${TMP}/bench-server.log`): Promise<Proc> {

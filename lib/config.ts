@@ -48,6 +48,12 @@ export interface Config {
   profiles: Record<string, Profile>;
 }
 
+/** Where each agent's image reads its config (a `configMap` profile mounts it there). */
+export const AGENT_CONFIG_DIR: Record<Agent, string> = {
+  "fluentd": "/fluentd/etc",
+  "fluent-bit": "/fluent-bit/etc",
+};
+
 const restrictedSecurityContext = (): SecurityContext => ({
   runAsNonRoot: true,
   runAsUser: 65534,
@@ -97,8 +103,24 @@ export const SYSTEM_NAMESPACES: readonly string[] = [
   "kube-node-lease",
 ];
 
-/** The configuration used when no file is given. */
+/**
+ * Freezes `value` and everything reachable from it. Injected sidecars share
+ * the config's objects (no copy per request), so nothing may change them.
+ */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** The configuration used when no file is given (deeply frozen). */
 export function defaultConfig(): Config {
+  return deepFreeze(buildDefaults());
+}
+
+function buildDefaults(): Config {
   return {
     defaultProfile: "fluentd",
     mode: "auto",
@@ -396,6 +418,12 @@ function readProfile(
   if (obj.configMap !== undefined) {
     p.configMap = r.string(obj.configMap, join(path, "configMap"), checkDnsSubdomain);
   }
+  if (p.configMap && p.logDir === AGENT_CONFIG_DIR[agent]) {
+    r.fail(
+      join(path, "logDir"),
+      `must differ from ${AGENT_CONFIG_DIR[agent]}, where the configMap is mounted`,
+    );
+  }
   return p;
 }
 
@@ -442,7 +470,7 @@ export function parseConfig(text: string, source = "config"): Config {
     "excludeNamespaces",
     "profiles",
   ]);
-  const config = defaultConfig();
+  const config = buildDefaults();
   if (obj.mode !== undefined) {
     config.mode = r.oneOf(obj.mode, "mode", ["auto", "native", "classic"]);
   }
@@ -475,7 +503,7 @@ export function parseConfig(text: string, source = "config"): Config {
   if (!Object.hasOwn(config.profiles, config.defaultProfile)) {
     r.fail("defaultProfile", `names no profile (have: ${Object.keys(config.profiles).join(", ")})`);
   }
-  return config;
+  return deepFreeze(config);
 }
 
 /**
@@ -499,7 +527,7 @@ export async function loadConfig(
 /** Returns a copy of `config` that also excludes `namespace` (the injector's own). */
 export function withExcludedNamespace(config: Config, namespace: string | undefined): Config {
   if (!namespace || config.excludeNamespaces.includes(namespace)) return config;
-  return { ...config, excludeNamespaces: [...config.excludeNamespaces, namespace] };
+  return deepFreeze({ ...config, excludeNamespaces: [...config.excludeNamespaces, namespace] });
 }
 
 /** Reports from a {@link ConfigSource} reload. */

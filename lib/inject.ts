@@ -5,7 +5,14 @@
  */
 import type { Operation } from "fast-json-patch";
 import type { Container, Pod, Volume, VolumeMount } from "kubernetes-types/core/v1.d.ts";
-import { checkImage, checkLogDir, checkQuantity, type Config, type Profile } from "./config.ts";
+import {
+  AGENT_CONFIG_DIR,
+  checkImage,
+  checkLogDir,
+  checkQuantity,
+  type Config,
+  type Profile,
+} from "./config.ts";
 import { pointer } from "./_pointer.ts";
 import { renderSidecar, type SidecarNames } from "./sidecar.ts";
 
@@ -75,12 +82,13 @@ const skip = (reason: string, warnings: string[] = []): InjectResult => ({
  * import assert from "node:assert/strict";
  * import jsonpatch from "fast-json-patch";
  * import { defaultConfig } from "./config.ts";
+ * import type { Pod } from "kubernetes-types/core/v1.d.ts";
  * import { inject } from "./inject.ts";
- * const pod = { metadata: { name: "web" }, spec: { containers: [{ name: "nginx", image: "nginx" }] } };
+ * const pod: Pod = { metadata: { name: "web" }, spec: { containers: [{ name: "nginx", image: "nginx" }] } };
  * const result = inject(pod, defaultConfig(), { namespace: "default" });
- * const out = jsonpatch.applyPatch(structuredClone(pod), result.patch).newDocument;
- * assert.deepEqual(out.spec.containers.map((c) => c.name), ["nginx", "fluentd"]);
- * assert.equal(out.spec.containers[0]?.volumeMounts?.[0]?.mountPath, "/var/log/app");
+ * const out: Pod = jsonpatch.applyPatch(structuredClone(pod), result.patch).newDocument;
+ * assert.deepEqual(out.spec?.containers.map((c) => c.name), ["nginx", "fluentd"]);
+ * assert.equal(out.spec?.containers[0]?.volumeMounts?.[0]?.mountPath, "/var/log/app");
  * ```
  */
 export function inject(pod: Pod, config: Config, context: InjectContext = {}): InjectResult {
@@ -178,7 +186,20 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
   if (native) append(patch, ["spec", "initContainers"], spec.initContainers, [sidecar]);
   else patch.push({ op: "add", path: pointer("spec", "containers", "-"), value: sidecar });
 
-  return { decision: "injected", reason: "", patch, warnings, profile: profileName, mode };
+  return {
+    decision: "injected",
+    reason: "",
+    patch,
+    warnings: warnings.map(capWarning),
+    profile: profileName,
+    mode,
+  };
+}
+
+/** kubectl shows warnings verbatim; the apiserver truncates long ones. Keep each short. */
+const MAX_WARNING = 256;
+function capWarning(w: string): string {
+  return w.length <= MAX_WARNING ? w : `${w.slice(0, MAX_WARNING - 3)}...`;
 }
 
 /** Adds `items` to the array at `path`, creating the array when the pod has none. */
@@ -259,7 +280,7 @@ function chooseProfile(
   }
   const base = config.profiles[name];
   if (!base) throw new Error(`config has no profile ${name}`); // parseConfig guarantees it
-  const profile: Profile = { ...base, resources: structuredClone(base.resources) };
+  const profile: Profile = { ...base };
 
   const image = readAnnotation(annotations, "image");
   if (image !== undefined) {
@@ -269,19 +290,23 @@ function chooseProfile(
   }
   const logDir = readAnnotation(annotations, "log-dir");
   if (logDir !== undefined) {
-    const why = checkLogDir(logDir);
+    const why = checkLogDir(logDir) ??
+      (profile.configMap && logDir === AGENT_CONFIG_DIR[profile.agent]
+        ? `is where the agent's ConfigMap is mounted`
+        : undefined);
     if (why) warnings.push(invalid("log-dir", logDir, why));
     else profile.logDir = logDir;
   }
+  // Resources are copied, never changed in place: the config's objects are shared.
   const cpu = readAnnotation(annotations, "cpu-request");
   if (cpu !== undefined) {
     const why = checkQuantity(cpu);
     if (why) warnings.push(invalid("cpu-request", cpu, why));
     else {
-      const requests = profile.resources.requests = { ...profile.resources.requests, cpu };
-      const limit = profile.resources.limits?.cpu;
-      if (limit !== undefined && quantity(cpu) > quantity(limit)) {
-        profile.resources.limits = { ...profile.resources.limits, cpu: requests.cpu };
+      const { requests, limits } = profile.resources;
+      profile.resources = { ...profile.resources, requests: { ...requests, cpu } };
+      if (limits?.cpu !== undefined && quantity(cpu) > quantity(limits.cpu)) {
+        profile.resources.limits = { ...limits, cpu };
         warnings.push(`sidecar-injector: cpu limit raised to ${cpu} to stay >= the requested cpu`);
       }
     }
@@ -291,10 +316,10 @@ function chooseProfile(
     const why = checkQuantity(memory);
     if (why) warnings.push(invalid("memory-limit", memory, why));
     else {
-      profile.resources.limits = { ...profile.resources.limits, memory };
-      const request = profile.resources.requests?.memory;
-      if (request !== undefined && quantity(request) > quantity(memory)) {
-        profile.resources.requests = { ...profile.resources.requests, memory };
+      const { requests, limits } = profile.resources;
+      profile.resources = { ...profile.resources, limits: { ...limits, memory } };
+      if (requests?.memory !== undefined && quantity(requests.memory) > quantity(memory)) {
+        profile.resources.requests = { ...requests, memory };
         warnings.push(
           `sidecar-injector: memory request lowered to ${memory} to stay <= the memory limit`,
         );
@@ -316,7 +341,9 @@ function chooseContainers(
   const unknown = names.filter((n) => !all.has(n));
   const chosen = new Set(names.filter((n) => all.has(n)));
   if (unknown.length > 0) {
-    warnings.push(invalid("containers", wanted, `no container named ${unknown.join(", ")}`));
+    const shown = unknown.slice(0, 5).join(", ") +
+      (unknown.length > 5 ? ` and ${unknown.length - 5} more` : "");
+    warnings.push(invalid("containers", wanted, `no container named ${shown}`));
   }
   if (chosen.size === 0) {
     warnings.push(

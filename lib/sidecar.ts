@@ -5,7 +5,7 @@
  * @module
  */
 import type { Container, EnvVar } from "kubernetes-types/core/v1.d.ts";
-import type { Output, Profile } from "./config.ts";
+import { AGENT_CONFIG_DIR, type Output, type Profile } from "./config.ts";
 
 /** Names chosen for this pod, free of collisions. */
 export interface SidecarNames {
@@ -14,11 +14,6 @@ export interface SidecarNames {
   /** Volume holding the operator's agent ConfigMap, when the profile names one. */
   configVolume?: string;
 }
-
-const CONFIG_DIR: Record<Profile["agent"], string> = {
-  "fluentd": "/fluentd/etc",
-  "fluent-bit": "/fluent-bit/etc",
-};
 
 /** The fluentd config that tails `logDir` and ships to `output`. */
 export function fluentdConfig(logDir: string, output: Output): string {
@@ -100,16 +95,17 @@ export function renderSidecar(profile: Profile, names: SidecarNames, native: boo
   ].filter((e) => !own.has(e.name));
   const volumeMounts = [{ name: names.volume, mountPath: profile.logDir }];
   if (names.configVolume) {
-    volumeMounts.push({ name: names.configVolume, mountPath: CONFIG_DIR[profile.agent] });
+    volumeMounts.push({ name: names.configVolume, mountPath: AGENT_CONFIG_DIR[profile.agent] });
   }
   return {
     name: names.container,
     image: profile.image,
     imagePullPolicy: profile.imagePullPolicy,
     ...commandFor(profile),
-    env: [...env, ...structuredClone(profile.env)],
-    resources: structuredClone(profile.resources),
-    securityContext: structuredClone(profile.securityContext),
+    // The config is deeply frozen, so sharing its objects with the patch is safe and saves a copy per pod.
+    env: [...env, ...profile.env],
+    resources: profile.resources,
+    securityContext: profile.securityContext,
     volumeMounts,
     ...(native ? { restartPolicy: "Always" } : {}),
   };

@@ -7,5 +7,5 @@ if ! [ -s .dev/tls.crt ] || ! [ -s .dev/tls.key ]; then
   bash k8s/gen-certs.sh --out .dev --san IP:127.0.0.1 --san DNS:localhost >&2
 fi
 if command -v deno >/dev/null 2>&1; then deno=(deno); else deno=(npx -y deno@2.9.6); fi
-exec "${deno[@]}" run --frozen -P=serve main.ts serve --host 127.0.0.1 --port 8443 \
+exec "${deno[@]}" task serve --host 127.0.0.1 --port 8443 \
   --cert .dev/tls.crt --key .dev/tls.key --drain-delay-ms 0 "$@"

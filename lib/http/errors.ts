@@ -27,11 +27,18 @@ export function streamBody(bytes: Uint8Array): ReadableStream<Uint8Array> {
 const encoder = new TextEncoder();
 
 /** A JSON response written as one chunk (see `streamBody`). */
-export function jsonResponse(status: number, json: string, headers?: HeadersInit): Response {
-  const h = new Headers(headers);
-  h.set("content-type", "application/json");
-  return new Response(streamBody(encoder.encode(json)), { status, headers: h });
+export function jsonResponse(
+  status: number,
+  json: string,
+  headers?: Record<string, string>,
+): Response {
+  return new Response(streamBody(encoder.encode(json)), {
+    status,
+    headers: headers ? { ...headers, "content-type": "application/json" } : JSON_HEADERS,
+  });
 }
+
+const JSON_HEADERS = { "content-type": "application/json" };
 
 /**
  * Maps any thrown value to a response: an `HttpError` to its status and
@@ -49,7 +56,7 @@ export function jsonResponse(status: number, json: string, headers?: HeadersInit
  */
 export function toResponse(err: unknown): Response {
   if (err instanceof HttpError) {
-    const headers: HeadersInit = err.status === 405 ? { allow: "POST" } : {};
+    const headers = err.status === 405 ? { allow: "POST" } : undefined;
     return jsonResponse(err.status, JSON.stringify({ error: err.message }), headers);
   }
   return jsonResponse(500, '{"error":"internal error"}');

@@ -14,12 +14,14 @@ import {
   type Review,
 } from "../admission/review.ts";
 import { HttpError, jsonResponse, toResponse } from "./errors.ts";
-import { readCapped } from "./read_body.ts";
+import { DeadlineSweeper, readCapped } from "./read_body.ts";
 
 /** kube-apiserver sends at most ~3 MiB; leave room, refuse the rest. */
 export const MAX_BODY_BYTES = 7 * 1024 * 1024;
 /** Body read deadline when the apiserver names no `?timeout=`. */
 export const DEFAULT_READ_TIMEOUT_MS = 10_000;
+/** The apiserver allows at most 30 s per webhook call; a longer `?timeout=` is clamped. */
+export const MAX_READ_TIMEOUT_MS = 30_000;
 
 /** What the handler needs from its surroundings. */
 export interface HandlerDeps {
@@ -54,22 +56,6 @@ export function timeoutFromQuery(query: string): number | undefined {
   return m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000;
 }
 
-async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new HttpError(408, `request body not received within ${ms} ms`)),
-      ms,
-    );
-  });
-  work.catch(() => {}); // if the deadline wins, the read's later failure is expected
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 function podName(review: Review): string {
   const meta = review.request.pod?.metadata;
   return review.request.name || meta?.name || (meta?.generateName ? `${meta.generateName}*` : "");
@@ -94,6 +80,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   const { log, metrics, now } = deps;
   const max = deps.maxBodyBytes ?? MAX_BODY_BYTES;
   const ready = deps.ready ?? (() => true);
+  const deadlines = new DeadlineSweeper(now);
 
   async function mutate(req: Request, query: string): Promise<Response> {
     const started = now();
@@ -104,8 +91,12 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       if (type !== null && !type.toLowerCase().includes("json")) {
         throw new HttpError(415, "content-type must be application/json");
       }
-      const budget = timeoutFromQuery(query) ?? DEFAULT_READ_TIMEOUT_MS;
-      const text = await withDeadline(readCapped(req, max), Math.max(50, budget - 50));
+      const budget = Math.min(
+        timeoutFromQuery(query) ?? DEFAULT_READ_TIMEOUT_MS,
+        MAX_READ_TIMEOUT_MS,
+      );
+      // Answer (408) a little before the apiserver gives up on us.
+      const text = await readCapped(req, max, deadlines.after(Math.max(50, budget - 50)));
       review = decodeReview(text);
     } catch (err) {
       const reason = err instanceof HttpError ? `http_${err.status}` : "internal";

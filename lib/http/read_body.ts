@@ -1,5 +1,6 @@
 /**
- * Reads a request body with a size cap, without buffering past the cap.
+ * Reads a request body with a size cap and a deadline, without buffering past
+ * the cap and without reading on after the deadline.
  * @module
  */
 import { HttpError } from "./errors.ts";
@@ -14,10 +15,18 @@ function decode(bytes: Uint8Array): string {
   }
 }
 
+/** Something that calls `onExpire` once a time limit passes; returns a function that disarms it. */
+export interface Deadline {
+  arm(onExpire: () => void): () => void;
+  /** For the error message. */
+  readonly ms: number;
+}
+
 /**
- * Returns the body as text, or throws `HttpError` 413 once it exceeds `max` bytes.
- * A declared `content-length` over the cap is refused before reading; a body
- * without one is counted chunk by chunk and the stream cancelled at the cap.
+ * Returns the body as text. Throws `HttpError` 413 once it exceeds `max`
+ * bytes (a declared `content-length` over the cap is refused before reading),
+ * and 408 when `deadline` expires first; either way the stream is cancelled,
+ * so a slow client cannot keep the server reading.
  *
  * @example Usage
  * ```ts
@@ -27,10 +36,11 @@ function decode(bytes: Uint8Array): string {
  * await assert.rejects(readCapped(new Request("http://x/", { method: "POST", body: "x".repeat(11) }), 10), { status: 413 });
  * ```
  */
-export async function readCapped(req: Request, max: number): Promise<string> {
+export async function readCapped(req: Request, max: number, deadline?: Deadline): Promise<string> {
   const body = req.body;
   if (body === null) return "";
   const declared = req.headers.get("content-length");
+  let expected: number | undefined;
   if (declared !== null && !req.headers.has("transfer-encoding")) {
     const n = Number(declared);
     if (!/^\d+$/.test(declared) || !Number.isSafeInteger(n)) {
@@ -41,28 +51,85 @@ export async function readCapped(req: Request, max: number): Promise<string> {
       await body.cancel();
       throw new HttpError(413, `request body of ${n} bytes exceeds the ${max}-byte limit`);
     }
-    // The HTTP layer enforces the declared length, so one read is both safe and fastest.
-    return decode(await req.bytes());
+    expected = n;
   }
   const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel();
-      throw new HttpError(413, `request body exceeds the ${max}-byte limit`);
+  let expired = false;
+  const disarm = deadline?.arm(() => {
+    expired = true;
+    reader.cancel().catch(() => {});
+  });
+  try {
+    // With a declared length the HTTP layer enforces it: fill one buffer, no copies.
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (expired) throw new HttpError(408, `request body not received within ${deadline?.ms} ms`);
+      if (done) break;
+      total += value.byteLength;
+      if (total > max) {
+        await reader.cancel();
+        throw new HttpError(413, `request body exceeds the ${max}-byte limit`);
+      }
+      chunks.push(value);
     }
-    chunks.push(value);
+    if (expected !== undefined && total !== expected) {
+      throw new HttpError(400, "body shorter than content-length");
+    }
+    if (chunks.length === 1 && chunks[0]) return decode(chunks[0]);
+    const all = new Uint8Array(total);
+    let offset = 0;
+    for (const c of chunks) {
+      all.set(c, offset);
+      offset += c.byteLength;
+    }
+    return decode(all);
+  } finally {
+    disarm?.();
   }
-  if (chunks.length === 1 && chunks[0]) return decode(chunks[0]);
-  const all = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    all.set(c, offset);
-    offset += c.byteLength;
+}
+
+/**
+ * One coarse timer for all pending reads instead of one timer per request:
+ * deadlines are checked every `tickMs` by a timer that runs only while some
+ * read is pending. `now` is monotonic milliseconds.
+ */
+export class DeadlineSweeper {
+  readonly #pending = new Set<{ at: number; onExpire: () => void }>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(private readonly now: () => number, private readonly tickMs = 25) {}
+
+  /** A deadline `ms` from now. */
+  after(ms: number): Deadline {
+    return {
+      ms,
+      arm: (onExpire) => {
+        const entry = { at: this.now() + ms, onExpire };
+        this.#pending.add(entry);
+        this.#start();
+        return () => this.#pending.delete(entry);
+      },
+    };
   }
-  return decode(all);
+
+  #start(): void {
+    if (this.#timer !== undefined) return;
+    const timer = setInterval(() => {
+      const t = this.now();
+      for (const entry of this.#pending) {
+        if (entry.at > t) continue;
+        this.#pending.delete(entry);
+        entry.onExpire();
+      }
+      if (this.#pending.size === 0) {
+        clearInterval(timer);
+        this.#timer = undefined;
+      }
+    }, this.tickMs);
+    // Not unref'd: a pending read must keep the process alive until its deadline. The
+    // interval stops itself once nothing is pending, so an idle server holds no timer.
+    this.#timer = timer;
+  }
 }

@@ -10,9 +10,9 @@ import jsonpatch from "fast-json-patch";
 import type { Container, Pod, Volume } from "kubernetes-types/core/v1.d.ts";
 import {
   type Config,
-  defaultConfig,
   inject,
   type InjectionStatus,
+  parseConfig,
   STATUS_ANNOTATION,
 } from "../../lib/mod.ts";
 
@@ -76,7 +76,14 @@ const keyArb = fc.string({
 const specialAnnotations = (names: string[]) =>
   fc.record({
     "sidecar-injector.io/profile": fc.constantFrom("fluentd", "fluent-bit", "nope", "constructor"),
-    "sidecar-injector.io/log-dir": fc.constantFrom("/var/log/app", "/logs", "/data", "relative"),
+    "sidecar-injector.io/log-dir": fc.constantFrom(
+      "/var/log/app",
+      "/logs",
+      "/data",
+      "relative",
+      "/fluentd/etc",
+      "/fluent-bit/etc",
+    ),
     "sidecar-injector.io/containers": fc.subarray([...names, "ghost"]).map((s) => s.join(", ")),
     "sidecar-injector.io/inject": fc.constantFrom("true", "false", "TRUE", "maybe"),
     "sidecar-injector.io/image": fc.constantFrom("fluent/fluentd:v1.16", "bad image!"),
@@ -148,15 +155,17 @@ const configArb: fc.Arbitrary<Config> = fc.record({
   volumeName: fc.constantFrom("app-logs", "logs", "x".repeat(63)),
   logDir: fc.constantFrom("/var/log/app", "/logs"),
 }).map((o) => {
-  const c = defaultConfig();
-  c.mode = o.mode as Config["mode"];
-  c.nativeSidecars = o.nativeSidecars;
-  for (const p of Object.values(c.profiles)) {
-    p.volumeName = o.volumeName;
-    p.logDir = o.logDir;
-    if (o.configMap) p.configMap = "agent-config";
-  }
-  return c;
+  // Built the way an operator would: a config file (the result is deeply frozen).
+  const profile = {
+    volumeName: o.volumeName,
+    logDir: o.logDir,
+    ...(o.configMap ? { configMap: "agent-config" } : {}),
+  };
+  return parseConfig(JSON.stringify({
+    mode: o.mode,
+    nativeSidecars: o.nativeSidecars,
+    profiles: { "fluentd": profile, "fluent-bit": profile },
+  }));
 });
 
 const namespaceArb = fc.option(fc.constantFrom("default", "kube-system", "team-a", ""), {
@@ -235,7 +244,7 @@ function check(pod: Pod, config: Config, namespace: string | undefined): void {
   const listed = (original.metadata?.annotations?.["sidecar-injector.io/containers"] ?? "")
     .split(",").map((s) => s.trim()).filter((s) => appNames.includes(s));
   const targets = original.metadata?.annotations?.["sidecar-injector.io/containers"] !==
-      undefined && listed.length > 0
+        undefined && listed.length > 0
     ? listed
     : appNames;
   for (const name of targets) {
@@ -281,4 +290,34 @@ Deno.test("inject(): the generator reaches the interesting cases", () => {
   const counts = { injected, renamedContainer, renamedVolume, movedMount, native };
   Deno.stderr.writeSync(new TextEncoder().encode(`inject generator: ${JSON.stringify(counts)}\n`));
   for (const [k, v] of Object.entries(counts)) assert.ok(v >= 20, `${k}=${v} in 2000 samples`);
+});
+
+Deno.test("inject(): a log-dir annotation equal to the agent's config dir does not mount two volumes at one path", () => {
+  // Minimal case found by the properties above: with a profile that names a ConfigMap,
+  // the sidecar mounts the config volume at /fluentd/etc (fluent-bit: /fluent-bit/etc),
+  // and checkLogDir accepts that same path for the log volume: Kubernetes then rejects
+  // the pod ("must be unique") and every such pod fails to create.
+  for (const agent of ["fluentd", "fluent-bit"] as const) {
+    const config = parseConfig(
+      JSON.stringify({
+        defaultProfile: agent,
+        profiles: { [agent]: { configMap: "agent-config" } },
+      }),
+    );
+    const pod: Pod = {
+      metadata: { annotations: { "sidecar-injector.io/log-dir": `/${agent}/etc` } },
+      spec: { containers: [{ name: "app", image: "nginx" }] },
+    };
+    const result = inject(pod, config, { namespace: "default" });
+    const out: Pod = jsonpatch.applyPatch(structuredClone(pod), result.patch, true, false)
+      .newDocument;
+    const sidecar = out.spec!.containers.find((c) => c.name === agent)!;
+    const paths = (sidecar.volumeMounts ?? []).map((m) => m.mountPath);
+    assert.deepEqual(
+      dupes(paths),
+      [],
+      `${agent}: decision=${result.decision} warnings=${JSON.stringify(result.warnings)} ` +
+        `sidecar volumeMounts=${JSON.stringify(sidecar.volumeMounts)}`,
+    );
+  }
 });

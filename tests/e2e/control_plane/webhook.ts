@@ -3,6 +3,7 @@
  * with certificates from the repo's own `k8s/gen-certs.sh`.
  * @module
  */
+import { serveArgs } from "../../support/serve_command.ts";
 import { exec, type Proc, REPO_ROOT, say, spawnLogged, tailFile, terminate } from "./harness.ts";
 
 /** TLS material written by `k8s/gen-certs.sh`. */
@@ -75,7 +76,7 @@ export interface Webhook {
   kill(): void;
 }
 
-/** Starts `deno run --frozen -P=serve main.ts serve ...` and waits until `/readyz` answers 200. */
+/** Starts `main.ts serve ...` as `deno task serve` runs it and waits until `/readyz` answers 200. */
 export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   let stdout = "";
@@ -94,12 +95,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
       } catch { /* not JSON */ }
     }
   };
-  const args = [
-    "run",
-    "--frozen",
-    "-P=serve",
-    "main.ts",
-    "serve",
+  const args = serveArgs([
     "--host",
     opts.host ?? "127.0.0.1",
     "--port",
@@ -111,7 +107,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
     "--drain-delay-ms",
     "200",
     ...(opts.configFile ? ["--config", opts.configFile] : []),
-  ];
+  ]);
   const proc = spawnLogged("webhook", Deno.execPath(), args, opts.logPath, {
     cwd: REPO_ROOT,
     env: { POD_NAMESPACE: "sidecar-injector", NO_COLOR: "1" },
