@@ -137,16 +137,14 @@ export interface Answer {
   message?: string;
 }
 
-/** Base64 of a string; `btoa` directly when ASCII, else UTF-8 bytes in chunks (no spread, no RangeError). */
+const utf8 = new TextEncoder();
+
+/**
+ * Base64 of a string's UTF-8 bytes. Native encoding, no per-character work:
+ * `btoa(String.fromCharCode(...bytes))` is slow and throws RangeError on big patches.
+ */
 export function base64(text: string): string {
-  // deno-lint-ignore no-control-regex
-  if (/^[\x00-\x7f]*$/.test(text)) return btoa(text);
-  const bytes = new TextEncoder().encode(text);
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode.apply(null, Array.from(bytes.subarray(i, i + 0x8000)));
-  }
-  return btoa(binary);
+  return utf8.encode(text).toBase64();
 }
 
 /**

@@ -98,8 +98,13 @@ export async function readCapped(req: Request, max: number, deadline?: Deadline)
 export class DeadlineSweeper {
   readonly #pending = new Set<{ at: number; onExpire: () => void }>();
   #timer: ReturnType<typeof setInterval> | undefined;
+  #idleTicks = 0;
 
-  constructor(private readonly now: () => number, private readonly tickMs = 25) {}
+  constructor(
+    private readonly now: () => number,
+    private readonly tickMs = 25,
+    private readonly idleStopMs = 1000,
+  ) {}
 
   /** A deadline `ms` from now. */
   after(ms: number): Deadline {
@@ -108,6 +113,7 @@ export class DeadlineSweeper {
       arm: (onExpire) => {
         const entry = { at: this.now() + ms, onExpire };
         this.#pending.add(entry);
+        this.#idleTicks = 0;
         this.#start();
         return () => this.#pending.delete(entry);
       },
@@ -123,13 +129,16 @@ export class DeadlineSweeper {
         this.#pending.delete(entry);
         entry.onExpire();
       }
-      if (this.#pending.size === 0) {
+      // Stop only after ~1 s without pending reads: starting and stopping the interval
+      // around every request cost more than the sweep itself.
+      this.#idleTicks = this.#pending.size === 0 ? this.#idleTicks + 1 : 0;
+      if (this.#idleTicks * this.tickMs >= this.idleStopMs) {
         clearInterval(timer);
         this.#timer = undefined;
       }
     }, this.tickMs);
     // Not unref'd: a pending read must keep the process alive until its deadline. The
-    // interval stops itself once nothing is pending, so an idle server holds no timer.
+    // interval stops itself after an idle second, so an idle server holds no timer.
     this.#timer = timer;
   }
 }
