@@ -9,6 +9,7 @@ import {
   ConfigSource,
   createHandler,
   createLogger,
+  DEFAULT_MAX_IN_FLIGHT,
   defaultConfig,
   injectWorkload,
   type Level,
@@ -27,7 +28,7 @@ const USAGE = `sidecar-injector ${VERSION}
 
 Usage:
   main.ts serve --cert FILE --key FILE [--port 8443] [--host 0.0.0.0] [--config FILE]
-                [--drain-delay-ms 5000] [--log-level info]
+                [--drain-delay-ms 5000] [--max-in-flight 512] [--log-level info]
   main.ts inject -f FILE|- [-o yaml|json] [--config FILE]
 
 serve    Serve the webhook over TLS: POST /mutate, GET /healthz, /readyz, /metrics.
@@ -45,6 +46,7 @@ const FLAGS: Record<string, { takes: boolean; alias?: string }> = {
   key: { takes: true },
   config: { takes: true },
   "drain-delay-ms": { takes: true },
+  "max-in-flight": { takes: true },
   "log-level": { takes: true },
   filename: { takes: true, alias: "f" },
   output: { takes: true, alias: "o" },
@@ -155,6 +157,7 @@ async function serve(flags: Map<string, string>): Promise<void> {
     metrics,
     now: () => performance.now(),
     ready: () => !stopping,
+    maxInFlight: integer(flags, "max-in-flight", DEFAULT_MAX_IN_FLIGHT, 1, 1_000_000),
   });
   let server: TlsServer;
   try {

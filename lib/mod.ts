@@ -66,6 +66,7 @@ export {
 export { readCapped } from "./http/read_body.ts";
 export {
   createHandler,
+  DEFAULT_MAX_IN_FLIGHT,
   DEFAULT_READ_TIMEOUT_MS,
   type HandlerDeps,
   MAX_BODY_BYTES,

@@ -34,7 +34,15 @@ export interface HandlerDeps {
   /** False while starting or draining: `/readyz` answers 503. */
   ready?: () => boolean;
   maxBodyBytes?: number;
+  /**
+   * Reviews handled at once; beyond it, 503 (the apiserver applies its failurePolicy).
+   * Deno.serve cannot bound connections, so this bounds the work they can cause.
+   */
+  maxInFlight?: number;
 }
+
+/** Default bound on concurrent reviews: far above what one apiserver sends, low enough to shed a flood. */
+export const DEFAULT_MAX_IN_FLIGHT = 512;
 
 const OK = '{"status":"ok"}';
 
@@ -81,6 +89,9 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   const max = deps.maxBodyBytes ?? MAX_BODY_BYTES;
   const ready = deps.ready ?? (() => true);
   const deadlines = new DeadlineSweeper(now);
+  const maxInFlight = deps.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  let inFlight = 0;
+  let lastLimitLog = -Infinity;
 
   async function mutate(req: Request, query: string): Promise<Response> {
     const started = now();
@@ -174,8 +185,25 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     const { path, query } = pathOf(req.url);
     try {
       switch (path) {
-        case "/mutate":
-          return await mutate(req, query);
+        case "/mutate": {
+          if (inFlight >= maxInFlight) {
+            metrics.errors.inc({ reason: "in_flight_limit" });
+            if (now() - lastLimitLog >= 1000) {
+              lastLimitLog = now();
+              log.warn("in-flight limit reached; answering 503", { maxInFlight });
+            }
+            await req.body?.cancel();
+            return jsonResponse(503, '{"error":"too many concurrent reviews"}', {
+              "retry-after": "1",
+            });
+          }
+          inFlight++;
+          try {
+            return await mutate(req, query);
+          } finally {
+            inFlight--;
+          }
+        }
         case "/healthz":
           return jsonResponse(200, OK);
         case "/readyz":

@@ -349,3 +349,38 @@ Deno.test("handler picks up a new config without restarting", async () => {
   assert.match(atob(first.response.patch), /"name":"fluentd"/);
   assert.match(atob(second.response.patch), /"name":"fluent-bit"/);
 });
+
+Deno.test("handler answers 503 beyond maxInFlight and logs it once per second", async () => {
+  const log = memoryLogger();
+  const metrics = new Metrics();
+  const handler = createHandler({
+    config: defaultConfig,
+    log,
+    metrics,
+    now: () => performance.now(),
+    maxInFlight: 1,
+  });
+  let release = () => {};
+  const held = new ReadableStream<Uint8Array>({
+    start(c) {
+      release = () => {
+        c.enqueue(new TextEncoder().encode(JSON.stringify(review())));
+        c.close();
+      };
+    },
+  });
+  const first = handler(post(held));
+  const second = await handler(post(JSON.stringify(review())));
+  const third = await handler(post(JSON.stringify(review())));
+  assert.equal(second.status, 503);
+  assert.equal(second.headers.get("retry-after"), "1");
+  assert.equal(third.status, 503);
+  assert.equal(
+    log.lines.filter((l) => l.msg === "in-flight limit reached; answering 503").length,
+    1,
+  );
+  assert.match(metrics.render(), /sidecar_injector_errors_total\{reason="in_flight_limit"\} 2/);
+  release();
+  assert.equal((await first).status, 200);
+  assert.equal((await handler(post(JSON.stringify(review())))).status, 200, "capacity is released");
+});
