@@ -4,7 +4,7 @@
  *
  * Per target, alternating, 3 rounds (1 with --quick), medians of:
  *  - wrk -t2 -c16 closed-loop throughput, realistic and small body;
- *  - fixed 1,000 req/s latency from the scheduled send time (bench/http1.ts);
+ *  - fixed 1,000 req/s latency from the scheduled send time (bench/load.ts);
  *  - 500 sequential requests on one kept-alive HTTP/1.1 TLS connection;
  * then the server's RSS, cold start-to-ready (median of 5) and `inject()` alone
  * (bench/inject_bench.ts). Prints a table, writes bench/results/<date>.json.
@@ -13,16 +13,16 @@
 import jsonpatch from "fast-json-patch";
 import { serveArgs } from "../tests/support/serve_command.ts";
 import { realisticReview, smallReview } from "./fixtures.ts";
+import { buildRequest, type Http1Connection, median } from "../tests/support/http1.ts";
 import {
-  buildRequest,
-  Http1Conn,
+  connect,
+  exchange,
   type LatencyStats,
-  median,
   paced,
   type PacedResult,
   sequential,
   type Target,
-} from "./http1.ts";
+} from "./load.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -207,10 +207,10 @@ function target(port: number, caCert: string): Target {
 }
 
 async function readyOnce(t: Target): Promise<boolean> {
-  let conn: Http1Conn | undefined;
+  let conn: Http1Connection | undefined;
   try {
-    conn = await Http1Conn.connect(t);
-    const res = await conn.request(buildRequest("GET", "/readyz", `127.0.0.1:${t.port}`));
+    conn = await connect(t);
+    const res = await exchange(conn, buildRequest("GET", "/readyz", `127.0.0.1:${t.port}`));
     return res.status === 200;
   } catch {
     return false;
@@ -248,21 +248,22 @@ interface Check {
 async function checks(name: string, t: Target, bodies: Record<string, Uint8Array>) {
   const results: Check[] = [];
   const host = `127.0.0.1:${t.port}`;
-  const conn = await Http1Conn.connect(t);
+  const conn = await connect(t);
   try {
     for (const [which, body] of Object.entries(bodies)) {
       const sent = JSON.parse(decoder.decode(body));
-      const res = await conn.request(
+      const res = await exchange(
+        conn,
         buildRequest("POST", "/mutate", host, body, { "content-type": "application/json" }),
       );
-      const text = decoder.decode(res.body);
+      const text = res.body;
       const problems: string[] = [];
       if (res.status !== 200) problems.push(`status ${res.status}`);
       const framing = res.headers.has("content-length")
         ? `content-length ${res.headers.get("content-length")}`
         : `transfer-encoding ${res.headers.get("transfer-encoding")}`;
-      if (res.headers.has("content-length") && res.body.byteLength > 300) {
-        problems.push(`length-delimited ${res.body.byteLength}-byte body over TLS (Nagle stall)`);
+      if (res.headers.has("content-length") && res.bytes.byteLength > 300) {
+        problems.push(`length-delimited ${res.bytes.byteLength}-byte body over TLS (Nagle stall)`);
       }
       let containers = "";
       try {
@@ -286,7 +287,7 @@ async function checks(name: string, t: Target, bodies: Record<string, Uint8Array
         target: name,
         what: `POST /mutate ${which}`,
         ok: problems.length === 0,
-        detail: `${res.status}, ${framing}, ${res.body.byteLength} B` +
+        detail: `${res.status}, ${framing}, ${res.bytes.byteLength} B` +
           (containers ? `, containers ${containers}` : "") +
           (problems.length ? `; ${problems.join("; ")}` : ""),
       });

@@ -73,7 +73,7 @@ Deno.test(
   opts,
   async () => {
     await withServer(async (w, certs) => {
-      const conn = await Http1Connection.open(w.port, certs.caPem);
+      const conn = await Http1Connection.connect(w.port, certs.caPem);
       try {
         const times: number[] = [];
         for (let i = 0; i < 25; i++) {
@@ -103,7 +103,7 @@ Deno.test(
       assert.equal(before, await fileSerial(certs.tlsCrt));
 
       // Load on a kept-alive connection while the pair is replaced (gen-certs.sh reuses the CA, new leaf).
-      const conn = await Http1Connection.open(w.port, certs.caPem);
+      const conn = await Http1Connection.connect(w.port, certs.caPem);
       let stop = false;
       let ok = 0;
       const failures: string[] = [];
@@ -116,7 +116,7 @@ Deno.test(
             else failures.push(`status ${res.status}`);
             if (res.headers.get("connection") === "close") {
               c.close();
-              c = await Http1Connection.open(w.port, certs.caPem);
+              c = await Http1Connection.connect(w.port, certs.caPem);
             }
           } catch (err) {
             failures.push(String(err));
@@ -161,7 +161,7 @@ Deno.test(
   opts,
   async () => {
     await withServer(async (w, certs) => {
-      const conn = await Http1Connection.open(w.port, certs.caPem);
+      const conn = await Http1Connection.connect(w.port, certs.caPem);
       try {
         assert.equal((await conn.request("GET", "/readyz")).status, 200);
         w.proc.child.kill("SIGTERM");

@@ -44,24 +44,21 @@ Deno.test({
     const certs = await makeCerts("priv");
     const outside = await Deno.makeTempDir({ prefix: "x-" }); // under /tmp
     try {
-      await Deno.copyFile(certs.cert, `${outside}/tls.crt`);
-      await Deno.copyFile(certs.key, `${outside}/tls.key`);
+      await Deno.copyFile(certs.tlsCrt, `${outside}/tls.crt`);
+      await Deno.copyFile(certs.tlsKey, `${outside}/tls.key`);
       const cases: Array<[string, string]> = [
         [`${outside}/tls.crt`, `${outside}/tls.key`],
-        ["/etc/hostname", certs.key],
-        [certs.cert, "/etc/hostname"],
+        ["/etc/hostname", certs.tlsKey],
+        [certs.tlsCrt, "/etc/hostname"],
         // A path that starts inside the allow-list and climbs out of it.
         [`${REPO}/.tmp/../../../${outside}/tls.crt`, `${outside}/tls.key`],
       ];
-      for (const [cert, key] of cases) {
-        const server = await spawnServer(
-          ["--host", "127.0.0.1", "--port", "0", "--cert", cert, "--key", key],
-          { waitListening: false },
-        );
+      for (const [i, [cert, key]] of cases.entries()) {
+        const server = await spawnServer(certs, { name: `case-${i}`, cert, key, waitReady: false });
         try {
-          const status = await server.status;
+          const status = await server.proc.status;
           await server.close();
-          const output = server.stdout() + server.stderr();
+          const output = server.output();
           assert.notEqual(status.code, 0, `started with --cert ${cert} --key ${key}:\n${output}`);
           assert.match(output, /NotCapable/, `no NotCapable for ${cert} / ${key}:\n${output}`);
           assert.doesNotMatch(output, /"msg":"listening"/);
@@ -104,18 +101,7 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const certs = await makeCerts("tls");
-    const server = await spawnServer([
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--cert",
-      certs.cert,
-      "--key",
-      certs.key,
-      "--drain-delay-ms",
-      "0",
-    ]);
+    const server = await spawnServer(certs, { drainDelayMs: 0 });
     try {
       const { port } = server;
       // Plain HTTP on the TLS port.

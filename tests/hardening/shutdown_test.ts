@@ -11,7 +11,8 @@
  */
 import assert from "node:assert/strict";
 import { nginxReview } from "./_util.ts";
-import { makeCerts, note, RawClient, rawRequest, spawnServer, withTimeout } from "./_server.ts";
+import { buildRequest, Http1Connection } from "../support/http1.ts";
+import { makeCerts, note, spawnServer, withTimeout } from "./_server.ts";
 
 const CLIENTS = 8;
 const LOAD_BEFORE_SIGTERM_MS = 1000;
@@ -47,33 +48,16 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const certs = await makeCerts("shutdown");
-    const server = await spawnServer([
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--cert",
-      certs.cert,
-      "--key",
-      certs.key,
-      "--drain-delay-ms",
-      String(DRAIN_MS),
-    ]);
+    const server = await spawnServer(certs, { drainDelayMs: DRAIN_MS });
     const { port } = server;
+    const host = `127.0.0.1:${port}`;
     // The second replica, where the Service sends new connections once the first drains.
-    const other = await spawnServer([
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--cert",
-      certs.cert,
-      "--key",
-      certs.key,
-    ]);
+    const other = await spawnServer(certs, { name: "other" });
     // A uid per request, to find in the server's log whether a lost request was handled.
     const requestFor = (uid: string) =>
-      rawRequest("POST", "/mutate?timeout=10s", port, JSON.stringify(nginxReview(uid)));
+      buildRequest("POST", "/mutate?timeout=10s", host, JSON.stringify(nginxReview(uid)), {
+        "content-type": "application/json",
+      });
     const counted = { toOther: 0 };
     const lostUids: string[] = [];
     const counts: Counts = {
@@ -98,13 +82,17 @@ Deno.test({
     const since = () => Math.round(performance.now() - t0);
 
     const worker = async (id: number) => {
-      let client: RawClient | undefined;
+      let client: Http1Connection | undefined;
       let seq = 0;
       let target = port;
       while (!stop) {
         if (!client) {
           try {
-            client = await withTimeout(RawClient.connect(target, certs.ca), 5000, () => {});
+            client = await withTimeout(
+              Http1Connection.connect(target, certs.caPem),
+              5000,
+              () => {},
+            );
           } catch (err) {
             if (err instanceof Deno.errors.ConnectionRefused) {
               counts.refused++;
@@ -170,10 +158,10 @@ Deno.test({
 
     const poller = async () => {
       while (!stop) {
-        let c: RawClient | undefined;
+        let c: Http1Connection | undefined;
         try {
-          c = await RawClient.connect(port, certs.ca);
-          await c.write(rawRequest("GET", "/readyz", port, "", { connection: "close" }));
+          c = await Http1Connection.connect(port, certs.caPem);
+          await c.write(buildRequest("GET", "/readyz", host, undefined, { connection: "close" }));
           const res = await withTimeout(c.readResponse(), 5000, () => c?.close());
           readiness.push({ t: since(), status: res.status });
         } catch (err) {
@@ -191,8 +179,8 @@ Deno.test({
       await new Promise((r) => setTimeout(r, LOAD_BEFORE_SIGTERM_MS));
       const sentBefore = counts.sent;
       sigtermAt = performance.now();
-      server.child.kill("SIGTERM");
-      const status = await withTimeout(server.status, 10_000, () => {});
+      server.proc.child.kill("SIGTERM");
+      const status = await withTimeout(server.proc.status, 10_000, () => {});
       exitedAt = performance.now();
       // Let clients notice the closed listener, then stop them.
       await withTimeout(Promise.all(load), 3000, () => stop = true).catch(() => {
@@ -215,13 +203,13 @@ Deno.test({
         }\n` +
           `readiness after SIGTERM: ${JSON.stringify(readyAfter.slice(0, 30))}`,
       );
-      const out = server.stdout();
+      const out = server.logText();
       const handled = lostUids.filter((uid) => out.includes(`"uid":"${uid}"`));
       note(
         `lost requests: ${lostUids.length}; of these, logged as handled by the server ` +
           `(answer computed, then lost): ${handled.length} ${JSON.stringify(handled)}`,
       );
-      assert.equal(status.code, 0, `exit code ${status.code}; stderr: ${server.stderr()}`);
+      assert.equal(status.code, 0, `exit code ${status.code}; stderr: ${server.output()}`);
       assert.ok(exitMs < 5000, `exited ${exitMs} ms after SIGTERM`);
       assert.match(
         out,

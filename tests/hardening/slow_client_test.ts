@@ -7,36 +7,19 @@
  */
 import assert from "node:assert/strict";
 import { nginxReview } from "./_util.ts";
-import {
-  makeCerts,
-  note,
-  RawClient,
-  rawRequest,
-  type ServerProcess,
-  spawnServer,
-  withTimeout,
-} from "./_server.ts";
+import type { Webhook } from "../e2e/control_plane/webhook.ts";
+import { buildRequest, Http1Connection } from "../support/http1.ts";
+import { makeCerts, note, spawnServer, withTimeout } from "./_server.ts";
 
 const enc = new TextEncoder();
 const HOLD_WATCH_MS = 6000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function withServer(fn: (s: ServerProcess, ca: string) => Promise<void>): Promise<void> {
+async function withServer(fn: (s: Webhook, ca: string) => Promise<void>): Promise<void> {
   const certs = await makeCerts("slow");
-  const server = await spawnServer([
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--cert",
-    certs.cert,
-    "--key",
-    certs.key,
-    "--drain-delay-ms",
-    "0",
-  ]);
+  const server = await spawnServer(certs, { drainDelayMs: 0 });
   try {
-    await fn(server, certs.ca);
+    await fn(server, certs.caPem);
   } finally {
     await server.close();
     await Deno.remove(certs.dir, { recursive: true }).catch(() => {});
@@ -51,7 +34,7 @@ async function slowLoris(
 ): Promise<
   { ms: number; outcome: string; bytesSent: number; afterwards: string; closedAfterMs?: number }
 > {
-  const c = await RawClient.connect(port, ca);
+  const c = await Http1Connection.connect(port, ca);
   const head = `POST /mutate?timeout=2s HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n` +
     `content-type: application/json\r\ncontent-length: 1000\r\n\r\n`;
   await c.write(enc.encode(head));
@@ -121,10 +104,18 @@ Deno.test({
       const latencies: number[] = [];
       for (let i = 0; i < 10; i++) {
         const t = performance.now();
-        const c = await RawClient.connect(port, ca);
+        const c = await Http1Connection.connect(port, ca);
         try {
           await c.write(
-            rawRequest("POST", "/mutate?timeout=10s", port, JSON.stringify(nginxReview())),
+            buildRequest(
+              "POST",
+              "/mutate?timeout=10s",
+              `127.0.0.1:${port}`,
+              JSON.stringify(nginxReview()),
+              {
+                "content-type": "application/json",
+              },
+            ),
           );
           const res = await withTimeout(c.readResponse(), 5000, () => c.close());
           assert.equal(res.status, 200, res.body);
@@ -215,7 +206,7 @@ Deno.test({
         return `${label}: ${result}`;
       };
 
-      const partial = await RawClient.connect(port, ca);
+      const partial = await Http1Connection.connect(port, ca);
       await partial.write(
         enc.encode(`POST /mutate?timeout=2s HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-`),
       );

@@ -57,7 +57,7 @@ Deno.test(
     const end = performance.now() + seconds * 1000;
     try {
       const worker = async (id: number) => {
-        let conn = await Http1Connection.open(w.port, certs.caPem);
+        let conn = await Http1Connection.connect(w.port, certs.caPem);
         for (let i = id; performance.now() < end; i++) {
           const [body, want] = bodies[i % bodies.length] ?? [valid, 200];
           try {
@@ -66,12 +66,12 @@ Deno.test(
             if (res.status !== want) counts.unexpected++;
             if (res.headers.get("connection") === "close") {
               conn.close();
-              conn = await Http1Connection.open(w.port, certs.caPem);
+              conn = await Http1Connection.connect(w.port, certs.caPem);
             }
           } catch {
             counts.errors++;
             conn.close();
-            conn = await Http1Connection.open(w.port, certs.caPem);
+            conn = await Http1Connection.connect(w.port, certs.caPem);
           }
         }
         conn.close();

@@ -56,8 +56,15 @@ export interface WebhookOptions {
   host?: string;
   /** Optional `--config FILE`; must be under `<repo>/.tmp/`. */
   configFile?: string;
+  /** `--drain-delay-ms`; default 200. */
+  drainDelayMs?: number;
   /** Bound on reaching "listening" and `/readyz` 200. */
   timeoutMs?: number;
+  /**
+   * Wait until `/readyz` answers 200 (default). With `false`, returns at once
+   * with `port` 0: for a server expected to fail to start.
+   */
+  waitReady?: boolean;
 }
 
 /** A running webhook process. */
@@ -68,15 +75,22 @@ export interface Webhook {
   proc: Proc;
   /** Everything the process wrote to stdout so far. */
   logText(): string;
+  /** The log file: stdout and stderr (complete once `proc.drained` resolved). */
+  output(): string;
   /** `admission` log lines (parsed JSON) so far. */
   admissions(): Array<Record<string, unknown>>;
   /** SIGTERM, wait for exit (SIGKILL after 5 s); returns the exit status. */
   stop(): Promise<Deno.CommandStatus>;
   /** SIGKILL, synchronous. */
   kill(): void;
+  /** SIGKILL if still running; resolves once it has exited and its output is drained. */
+  close(): Promise<void>;
 }
 
-/** Starts `main.ts serve ...` as `deno task serve` runs it and waits until `/readyz` answers 200. */
+/**
+ * Starts `main.ts serve ...` as `deno task serve` runs it and (unless
+ * `waitReady` is false) waits until `/readyz` answers 200.
+ */
 export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   let stdout = "";
@@ -105,7 +119,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
     "--key",
     opts.certs.tlsKey,
     "--drain-delay-ms",
-    "200",
+    String(opts.drainDelayMs ?? 200),
     ...(opts.configFile ? ["--config", opts.configFile] : []),
   ]);
   const proc = spawnLogged("webhook", Deno.execPath(), args, opts.logPath, {
@@ -113,6 +127,44 @@ export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
     env: { POD_NAMESPACE: "sidecar-injector", NO_COLOR: "1" },
     onStdout,
   });
+  const kill = () => {
+    if (!proc.exited()) {
+      try {
+        Deno.kill(proc.child.pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+  };
+  const webhook = (port: number): Webhook => ({
+    port,
+    pid: proc.child.pid,
+    logPath: opts.logPath,
+    proc,
+    logText: () => stdout,
+    output: () => {
+      try {
+        return Deno.readTextFileSync(opts.logPath);
+      } catch {
+        return "";
+      }
+    },
+    admissions: () =>
+      stdout.split("\n").flatMap((line) => {
+        try {
+          const j = JSON.parse(line);
+          return j && j.msg === "admission" ? [j] : [];
+        } catch {
+          return [];
+        }
+      }),
+    stop: () => terminate(proc),
+    kill,
+    close: async () => {
+      kill();
+      await proc.status;
+      await proc.drained;
+    },
+  });
+  if (opts.waitReady === false) return webhook(0);
   const client = Deno.createHttpClient({ caCerts: [opts.certs.caPem] });
   const deadline = performance.now() + timeoutMs;
   const fail = async (why: string): Promise<never> => {
@@ -150,31 +202,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
   } finally {
     client.close();
   }
-  const readyPort = port as number;
-  return {
-    port: readyPort,
-    pid: proc.child.pid,
-    logPath: opts.logPath,
-    proc,
-    logText: () => stdout,
-    admissions: () =>
-      stdout.split("\n").flatMap((line) => {
-        try {
-          const j = JSON.parse(line);
-          return j && j.msg === "admission" ? [j] : [];
-        } catch {
-          return [];
-        }
-      }),
-    stop: () => terminate(proc),
-    kill: () => {
-      if (!proc.exited()) {
-        try {
-          Deno.kill(proc.child.pid, "SIGKILL");
-        } catch { /* gone */ }
-      }
-    },
-  };
+  return webhook(port as number);
 }
 
 /** The serial of the certificate the server at `port` presents to a new connection. */
