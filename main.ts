@@ -14,6 +14,7 @@ import {
   loadConfig,
   type Logger,
   Metrics,
+  SERVER_DEFAULTS,
   TlsServer,
   watchFiles,
   writeAllSync,
@@ -26,7 +27,8 @@ const USAGE = `sidecar-injector ${VERSION}
 
 Usage:
   main.ts serve --cert FILE --key FILE [--port 8443] [--host 0.0.0.0] [--config FILE]
-                [--drain-delay-ms 5000] [--max-in-flight 512] [--log-level info]
+                [--drain-delay-ms 5000] [--max-in-flight 512]
+                [--max-connections 1024] [--log-level info]
   main.ts inject -f FILE|- [-o yaml|json] [--config FILE]
 
 serve    Serve the webhook over TLS: POST /mutate, GET /healthz, /readyz, /metrics.
@@ -45,6 +47,7 @@ const FLAGS: Record<string, { takes: boolean; alias?: string }> = {
   config: { takes: true },
   "drain-delay-ms": { takes: true },
   "max-in-flight": { takes: true },
+  "max-connections": { takes: true },
   "log-level": { takes: true },
   filename: { takes: true, alias: "f" },
   output: { takes: true, alias: "o" },
@@ -167,6 +170,13 @@ async function serve(flags: Map<string, string>): Promise<void> {
       handler,
       log,
       drainDelayMs,
+      maxConnections: integer(
+        flags,
+        "max-connections",
+        SERVER_DEFAULTS.maxConnections,
+        1,
+        1_000_000,
+      ),
       onCertReload: (ok) => metrics.certReloads.inc({ result: ok ? "ok" : "rejected" }),
     });
   } catch (err) {
@@ -177,6 +187,7 @@ async function serve(flags: Map<string, string>): Promise<void> {
   const certWatch = watchFiles([certFile, keyFile], () => void server.reload());
   const configWatch = configFile ? watchFiles([configFile], () => void config.reload()) : undefined;
 
+  const stopped = Promise.withResolvers<void>();
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -185,7 +196,8 @@ async function serve(flags: Map<string, string>): Promise<void> {
     configWatch?.close();
     await server.shutdown();
     log.info("stopped");
-    exit(log, 0);
+    log.flush();
+    stopped.resolve();
   };
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(signal, () => void stop(signal));
@@ -198,7 +210,8 @@ async function serve(flags: Map<string, string>): Promise<void> {
     config: configFile ?? "<defaults>",
     profile: config.current.defaultProfile,
   });
-  await server.finished;
+  // main() exits 0 once the drain is complete and the last log line is written.
+  await stopped.promise;
 }
 
 async function injectCommand(flags: Map<string, string>): Promise<void> {

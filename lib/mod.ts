@@ -72,7 +72,7 @@ export {
   MAX_BODY_BYTES,
   timeoutFromQuery,
 } from "./http/handler.ts";
-export { TlsServer, type TlsServerOptions } from "./http/server.ts";
+export { SERVER_DEFAULTS, TlsServer, type TlsServerOptions } from "./http/server.ts";
 export {
   createLogger,
   type Fields,

@@ -1,17 +1,22 @@
 /**
- * The TLS listener around the handler: certificate reload without a restart,
- * and a drain that lets kept-alive clients leave before the listener closes.
+ * The TLS listener around the handler, on `node:https` (Deno's Node
+ * compatibility layer), adapting each request to the web `(Request) =>
+ * Promise<Response>` handler.
  *
- * Reload starts a second `Deno.serve` on the same port (`reusePort`) with the
- * new pair, then retires the old one: it answers with `Connection: close` for
- * a drain delay, then shuts down gracefully, finishing in-flight requests.
- * rustls refuses a mismatched or half-written pair at listen time, so a bad
- * pair never replaces a good one.
+ * Why not `Deno.serve` (measured here, Deno 2.9.6, see README "Deviations"):
+ * it never sets TCP_NODELAY on TLS sockets and always offers HTTP/2, so Go's
+ * client (kube-apiserver) waited ~44 ms per review over h2 (loopback webhook
+ * URLs), whatever the response form; it has no header, handshake or idle
+ * timeouts and no connection limit; and its certificate cannot be swapped.
+ * `node:https` offers HTTP/1.1 only, sets TCP_NODELAY (`noDelay`), has all of
+ * those, and `setSecureContext` for certificate reload.
  * @module
  */
+import https from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../log.ts";
 
-/** Where the server listens and which files hold its pair. */
+/** Where the server listens, which files hold its pair, and its limits. */
 export interface TlsServerOptions {
   hostname: string;
   port: number;
@@ -19,46 +24,185 @@ export interface TlsServerOptions {
   keyFile: string;
   handler: (req: Request) => Promise<Response>;
   log: Logger;
-  /** How long a retiring listener keeps answering (with `Connection: close`) before it closes. */
+  /** On shutdown: how long to keep answering (with `Connection: close`) before the listener closes. */
   drainDelayMs: number;
   readFile?: (path: string) => Promise<string>;
   /** Called after every reload attempt. */
   onCertReload?: (ok: boolean) => void;
+  /** Open connections at most; more are refused (and logged). */
+  maxConnections?: number;
+  /** Time to receive a request's headers (slow-loris bound). */
+  headersTimeoutMs?: number;
+  /** Time to receive a whole request. */
+  requestTimeoutMs?: number;
+  /** TLS handshake time limit. */
+  handshakeTimeoutMs?: number;
 }
 
-interface Generation {
-  server: Deno.HttpServer<Deno.NetAddr>;
-  cert: string;
-  key: string;
-  retiring: boolean;
-}
+/** Defaults: generous for kube-apiserver (whole request within its 30 s maximum), tight for stallers. */
+export const SERVER_DEFAULTS = {
+  maxConnections: 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  handshakeTimeoutMs: 10_000,
+} as const;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Throws when `cert` and `key` are not a usable pair. `node:https` here would
+ * accept a mismatched pair and fail every handshake later; rustls checks it
+ * at listen time, so a throwaway listener validates before a swap.
+ */
+function validatePair(cert: string, key: string): void {
+  const probe = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key });
+  probe.close();
+}
+
+/** A web `Request` over the Node request; its body streams from the socket. */
+function toRequest(
+  req: IncomingMessage,
+  origin: string,
+): { request: Request; bodyCancelled: () => boolean } {
+  const headers = new Headers();
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i] ?? "", raw[i + 1] ?? "");
+  const method = req.method ?? "GET";
+  let cancelled = false;
+  if (method === "GET" || method === "HEAD") {
+    return {
+      request: new Request(origin + (req.url ?? "/"), { method, headers }),
+      bodyCancelled: () => false,
+    };
+  }
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      req.on("data", (chunk: Uint8Array) => {
+        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if ((controller.desiredSize ?? 0) <= 0) req.pause();
+      });
+      req.on("end", () => controller.close());
+      req.on("error", (err: Error) => controller.error(err));
+    },
+    pull() {
+      req.resume();
+    },
+    cancel() {
+      // Stop delivering; the answer closes the connection, so the rest is never read.
+      cancelled = true;
+      req.removeAllListeners("data");
+      req.pause();
+    },
+  }, { highWaterMark: 1 });
+  return {
+    request: new Request(
+      origin + (req.url ?? "/"),
+      { method, headers, body, duplex: "half" } as RequestInit,
+    ),
+    bodyCancelled: () => cancelled,
+  };
+}
+
 /** A running TLS server. */
 export class TlsServer {
-  #current: Generation;
-  #retired = new Set<Promise<void>>();
+  readonly #opts: TlsServerOptions;
+  readonly #server: https.Server;
+  #cert: string;
+  #key: string;
   #draining = false;
   #reloading: Promise<boolean> | undefined;
-  readonly #stopped = Promise.withResolvers<void>();
-  readonly #opts: TlsServerOptions;
-  readonly port: number;
+  #origin = "";
+  port = 0;
 
   private constructor(opts: TlsServerOptions, cert: string, key: string) {
     this.#opts = opts;
-    this.#current = listen(opts, opts.port, cert, key, this);
-    this.port = this.#current.server.addr.port;
+    this.#cert = cert;
+    this.#key = key;
+    const d = { ...SERVER_DEFAULTS, ...opts };
+    this.#server = https.createServer({
+      cert,
+      key,
+      minVersion: "TLSv1.2",
+      noDelay: true,
+      headersTimeout: d.headersTimeoutMs,
+      requestTimeout: d.requestTimeoutMs,
+      handshakeTimeout: d.handshakeTimeoutMs,
+      // How often the header/request timeouts are enforced (Node's default is 30 s).
+      connectionsCheckingInterval: 1000,
+      // Never close an idle kept-alive connection under the client: kube-apiserver does not
+      // retry a POST sent on a connection the server just closed. The client closes idle ones.
+      keepAliveTimeout: 0,
+    }, (req, res) => void this.#serve(req, res));
+    // Counted here rather than with `maxConnections`, whose 'drop' event Deno does not emit:
+    // the refusal must be visible in the log (at most once a second).
+    let open = 0;
+    let lastWarn = -Infinity;
+    this.#server.on(
+      "connection",
+      (socket: { destroy(): void; once(e: "close", f: () => void): void }) => {
+        if (open >= d.maxConnections) {
+          if (performance.now() - lastWarn >= 1000) {
+            lastWarn = performance.now();
+            opts.log.warn("connection limit reached; refusing a connection", {
+              maxConnections: d.maxConnections,
+            });
+          }
+          socket.destroy();
+          return;
+        }
+        open++;
+        socket.once("close", () => open--);
+      },
+    );
+    this.#server.on("tlsClientError", (err: Error) => {
+      opts.log.debug("TLS handshake failed", { error: err.message });
+    });
   }
 
-  /** Reads the pair and starts listening; throws when the pair is unusable. */
+  /** Reads the pair and starts listening; throws when the pair is unusable or the port taken. */
   static async start(opts: TlsServerOptions): Promise<TlsServer> {
     const read = opts.readFile ?? Deno.readTextFile;
     const [cert, key] = await Promise.all([read(opts.certFile), read(opts.keyFile)]);
-    return new TlsServer(opts, cert, key);
+    validatePair(cert, key);
+    const self = new TlsServer(opts, cert, key);
+    await new Promise<void>((resolve, reject) => {
+      self.#server.once("error", reject);
+      self.#server.listen(opts.port, opts.hostname, () => {
+        self.#server.off("error", reject);
+        resolve();
+      });
+    });
+    const address = self.#server.address();
+    self.port = typeof address === "object" && address ? address.port : opts.port;
+    self.#origin = `https://${
+      opts.hostname.includes(":") ? `[${opts.hostname}]` : opts.hostname
+    }:${self.port}`;
+    return self;
   }
 
-  /** True once `shutdown` began: responses carry `Connection: close`. */
+  async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const { request, bodyCancelled } = toRequest(req, this.#origin);
+      const response = await this.#opts.handler(request);
+      const body = new Uint8Array(await response.arrayBuffer());
+      const headers: Record<string, string> = {};
+      response.headers.forEach((v, k) => headers[k] = v);
+      // An unread body (413, 408) or a drain: the client must reconnect.
+      if (this.#draining || bodyCancelled() || !req.complete) headers["connection"] = "close";
+      headers["content-length"] = String(body.byteLength);
+      res.writeHead(response.status, headers);
+      res.end(body);
+    } catch (err) {
+      this.#opts.log.error("unhandled handler error", { error: String(err) });
+      if (res.headersSent) res.destroy();
+      else {
+        res.writeHead(500, { "content-type": "application/json", connection: "close" });
+        res.end('{"error":"internal error"}');
+      }
+    }
+  }
+
+  /** True once `shutdown` began: answers carry `Connection: close`. */
   get draining(): boolean {
     return this.#draining;
   }
@@ -68,7 +212,7 @@ export class TlsServer {
    * connections get them. Returns false when the new pair was rejected.
    */
   reload(): Promise<boolean> {
-    // Serialise: a burst of file events must not start several listeners.
+    // Serialise: a burst of file events must not interleave reads and swaps.
     const run = async () => {
       const read = this.#opts.readFile ?? Deno.readTextFile;
       const { log } = this.#opts;
@@ -81,17 +225,16 @@ export class TlsServer {
         });
         return false;
       }
-      const old = this.#current;
-      if (cert === old.cert && key === old.key) return true;
-      let next: Generation;
+      if (cert === this.#cert && key === this.#key) return true;
       try {
-        next = listen(this.#opts, this.port, cert, key, this);
+        validatePair(cert, key);
+        this.#server.setSecureContext({ cert, key, minVersion: "TLSv1.2" });
       } catch (err) {
         log.error("certificate reload rejected; keeping the current pair", { error: String(err) });
         return false;
       }
-      this.#current = next;
-      this.#retire(old);
+      this.#cert = cert;
+      this.#key = key;
       log.info("certificate reloaded", { certFile: this.#opts.certFile });
       return true;
     };
@@ -104,59 +247,18 @@ export class TlsServer {
     return p;
   }
 
-  #retire(gen: Generation): void {
-    gen.retiring = true;
-    const done = sleep(this.#opts.drainDelayMs).then(() => gen.server.shutdown());
-    this.#retired.add(done);
-    done.finally(() => this.#retired.delete(done));
-  }
-
   /**
    * Drains and stops: `Connection: close` on every answer for the drain
    * delay (clients on kept-alive connections leave on their own), then the
-   * listeners close and in-flight requests finish.
+   * listener closes, in-flight requests finish and idle connections close.
    */
   async shutdown(): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
     await this.#reloading?.catch(() => {});
     await sleep(this.#opts.drainDelayMs);
-    await Promise.all([this.#current.server.shutdown(), ...this.#retired]);
-    this.#stopped.resolve();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    await closed;
   }
-
-  /**
-   * Resolves once `shutdown` has closed every listener. A listener retired by
-   * a certificate reload does not resolve it: the server goes on with the new one.
-   */
-  get finished(): Promise<void> {
-    return this.#stopped.promise;
-  }
-}
-
-function listen(
-  opts: TlsServerOptions,
-  port: number,
-  cert: string,
-  key: string,
-  owner: TlsServer,
-): Generation {
-  const state = { cert, key, retiring: false };
-  const server = Deno.serve({
-    hostname: opts.hostname,
-    port,
-    cert,
-    key,
-    reusePort: true,
-    onListen: () => {},
-    onError: (err) => {
-      opts.log.error("unhandled handler error", { error: String(err) });
-      return new Response('{"error":"internal error"}', { status: 500 });
-    },
-  }, async (req) => {
-    const res = await opts.handler(req);
-    if (state.retiring || owner.draining) res.headers.set("connection", "close");
-    return res;
-  });
-  return Object.assign(state, { server });
 }

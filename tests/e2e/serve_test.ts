@@ -19,11 +19,19 @@ import { Http1Connection, median } from "../support/http1.ts";
 const review = Deno.readTextFileSync(`${REPO_ROOT}/testdata/reviews/nginx-v1.json`);
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-async function withServer(fn: (w: Webhook, certs: WebhookCerts, dir: string) => Promise<void>) {
+async function withServer(
+  fn: (w: Webhook, certs: WebhookCerts, dir: string) => Promise<void>,
+  extraArgs: string[] = [],
+) {
   await Deno.mkdir(`${REPO_ROOT}/.tmp`, { recursive: true });
   const dir = await Deno.makeTempDir({ dir: `${REPO_ROOT}/.tmp`, prefix: "serve-" });
   const certs = await genWebhookCerts(`${dir}/certs`);
-  const webhook = await startWebhook({ certs, logPath: `${dir}/webhook.log`, timeoutMs: 60_000 });
+  const webhook = await startWebhook({
+    certs,
+    logPath: `${dir}/webhook.log`,
+    timeoutMs: 60_000,
+    extraArgs,
+  });
   try {
     await fn(webhook, certs, dir);
   } finally {
@@ -173,6 +181,68 @@ Deno.test(
         assert.equal(status.code, 0);
         assert.match(w.logText(), /"msg":"shutting down","signal":"SIGTERM"/);
         assert.match(w.logText(), /"msg":"stopped"/);
+      } finally {
+        conn.close();
+      }
+    });
+  },
+);
+
+Deno.test("serve refuses connections beyond --max-connections and logs it", opts, async () => {
+  await withServer(async (w, certs) => {
+    const held = [
+      await Http1Connection.connect(w.port, certs.caPem),
+      await Http1Connection.connect(w.port, certs.caPem),
+    ];
+    try {
+      for (const c of held) assert.equal((await c.request("GET", "/healthz")).status, 200);
+      let refused = false;
+      try {
+        const extra = await Http1Connection.connect(w.port, certs.caPem);
+        try {
+          await extra.request("GET", "/healthz");
+        } finally {
+          extra.close();
+        }
+      } catch {
+        refused = true;
+      }
+      assert.ok(refused, "a third connection must not be served");
+      for (let i = 0; i < 20 && !/connection limit reached/.test(w.logText()); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.match(
+        w.logText(),
+        /"level":"warn","msg":"connection limit reached; refusing a connection","maxConnections":2/,
+      );
+      held[0]?.close();
+      await new Promise((r) => setTimeout(r, 100));
+      const again = await Http1Connection.connect(w.port, certs.caPem);
+      try {
+        assert.equal((await again.request("GET", "/healthz")).status, 200, "capacity is released");
+      } finally {
+        again.close();
+      }
+    } finally {
+      for (const c of held) c.close();
+    }
+  }, ["--max-connections", "2"]);
+});
+
+Deno.test(
+  "serve speaks only HTTP/1.1 (no h2 offered), so Go clients never hit the h2 Nagle stall",
+  opts,
+  async () => {
+    await withServer(async (w, certs) => {
+      const conn = await Deno.connectTls({
+        hostname: "127.0.0.1",
+        port: w.port,
+        caCerts: [certs.caPem],
+        alpnProtocols: ["h2", "http/1.1"],
+      });
+      try {
+        const { alpnProtocol } = await conn.handshake();
+        assert.equal(alpnProtocol, "http/1.1");
       } finally {
         conn.close();
       }

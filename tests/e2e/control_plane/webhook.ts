@@ -65,6 +65,8 @@ export interface WebhookOptions {
    * with `port` 0: for a server expected to fail to start.
    */
   waitReady?: boolean;
+  /** More `serve` flags, e.g. `["--max-connections", "2"]`. */
+  extraArgs?: string[];
 }
 
 /** A running webhook process. */
@@ -121,6 +123,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
     "--drain-delay-ms",
     String(opts.drainDelayMs ?? 200),
     ...(opts.configFile ? ["--config", opts.configFile] : []),
+    ...(opts.extraArgs ?? []),
   ]);
   const proc = spawnLogged("webhook", Deno.execPath(), args, opts.logPath, {
     cwd: REPO_ROOT,
