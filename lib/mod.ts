@@ -56,13 +56,7 @@ export {
   REVIEW_VERSIONS,
   type ReviewVersion,
 } from "./admission/review.ts";
-export {
-  type ClientErrorStatus,
-  HttpError,
-  jsonResponse,
-  streamBody,
-  toResponse,
-} from "./http/errors.ts";
+export { type ClientErrorStatus, HttpError, jsonResponse, toResponse } from "./http/errors.ts";
 export { readCapped } from "./http/read_body.ts";
 export {
   createHandler,
