@@ -249,3 +249,96 @@ Deno.test(
     });
   },
 );
+
+Deno.test(
+  "serve reloads its config file when it changes, and keeps the last good one on a bad edit",
+  opts,
+  async () => {
+    await Deno.mkdir(`${REPO_ROOT}/.tmp`, { recursive: true });
+    const dir = await Deno.makeTempDir({ dir: `${REPO_ROOT}/.tmp`, prefix: "cfg-" });
+    const certs = await genWebhookCerts(`${dir}/certs`);
+    const configFile = `${dir}/config/config.yaml`;
+    await Deno.mkdir(`${dir}/config`);
+    await Deno.writeTextFile(configFile, "defaultProfile: fluentd\n");
+    const w = await startWebhook({ certs, logPath: `${dir}/webhook.log`, configFile });
+    const conn = await Http1Connection.connect(w.port, certs.caPem);
+    const sidecarName = async () => {
+      const res = await conn.request("POST", "/mutate", review);
+      assert.equal(res.status, 200);
+      const patch = JSON.parse(atob(JSON.parse(res.body).response.patch));
+      return patch.at(-1).value.name as string;
+    };
+    // Kubernetes swaps a ConfigMap volume's ..data symlink; a rename into place is the same event shape.
+    const replace = async (text: string) => {
+      await Deno.writeTextFile(`${configFile}.new`, text);
+      await Deno.rename(`${configFile}.new`, configFile);
+    };
+    const waitFor = async (re: RegExp) => {
+      for (let i = 0; i < 100 && !re.test(w.logText()); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.match(w.logText(), re);
+    };
+    try {
+      assert.equal(await sidecarName(), "fluentd");
+      await replace("defaultProfile: fluent-bit\n");
+      await waitFor(/"msg":"config reloaded"/);
+      assert.equal(await sidecarName(), "fluent-bit");
+
+      await replace("defaultProfile: [broken\n");
+      await waitFor(/"level":"error","msg":"config reload rejected; keeping the last good config"/);
+      assert.equal(await sidecarName(), "fluent-bit", "the last good config keeps serving");
+      assert.equal((await conn.request("GET", "/readyz")).status, 200, "still ready");
+
+      await replace("defaultProfile: fluentd\n");
+      for (
+        let i = 0;
+        i < 100 && (w.logText().match(/"msg":"config reloaded"/g) ?? []).length < 2;
+        i++
+      ) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(await sidecarName(), "fluentd");
+      const metrics = await conn.request("GET", "/metrics");
+      assert.match(metrics.body, /sidecar_injector_config_reloads_total\{result="ok"\} 2/);
+      assert.match(metrics.body, /sidecar_injector_config_reloads_total\{result="rejected"\} 1/);
+    } finally {
+      conn.close();
+      w.kill();
+      await w.proc.status;
+      await w.proc.drained;
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "serve refuses to start with an invalid config file, naming file, path and reason",
+  opts,
+  async () => {
+    await Deno.mkdir(`${REPO_ROOT}/.tmp`, { recursive: true });
+    const dir = await Deno.makeTempDir({ dir: `${REPO_ROOT}/.tmp`, prefix: "badcfg-" });
+    try {
+      const certs = await genWebhookCerts(`${dir}/certs`);
+      await Deno.writeTextFile(
+        `${dir}/config.yaml`,
+        "profiles:\n  fluentd:\n    logDir: relative\n",
+      );
+      const w = await startWebhook({
+        certs,
+        logPath: `${dir}/webhook.log`,
+        configFile: `${dir}/config.yaml`,
+        waitReady: false,
+      });
+      const status = await w.proc.status;
+      await w.proc.drained;
+      assert.equal(status.code, 2);
+      assert.match(
+        w.logText(),
+        /invalid config; not starting.*config\.yaml: profiles\.fluentd\.logDir: must be an absolute path/,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
