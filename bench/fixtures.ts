@@ -5,36 +5,19 @@
  * @module
  */
 
+import { podCreateReview } from "../tests/support/reviews.ts";
+
 type Json = Record<string, unknown>;
 
+/** The ReplicaSet controller creates the pods of a Deployment. */
+const RS_CONTROLLER = {
+  username: "system:serviceaccount:kube-system:replicaset-controller",
+  uid: "0b0e8a3c-6f7d-4a52-9d1e-3c8f0b1a2d4e",
+  groups: ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"],
+};
+
 function review(uid: string, namespace: string, name: string, object: Json): Json {
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid,
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      requestKind: { group: "", version: "v1", kind: "Pod" },
-      requestResource: { group: "", version: "v1", resource: "pods" },
-      ...(name ? { name } : {}),
-      namespace,
-      operation: "CREATE",
-      userInfo: {
-        username: "system:serviceaccount:kube-system:replicaset-controller",
-        uid: "0b0e8a3c-6f7d-4a52-9d1e-3c8f0b1a2d4e",
-        groups: [
-          "system:serviceaccounts",
-          "system:serviceaccounts:kube-system",
-          "system:authenticated",
-        ],
-      },
-      object,
-      oldObject: null,
-      dryRun: false,
-      options: { kind: "CreateOptions", apiVersion: "meta.k8s.io/v1" },
-    },
-  };
+  return podCreateReview(object, { uid, namespace, name, userInfo: RS_CONTROLLER });
 }
 
 /** A pod as the ReplicaSet controller of a Deployment creates it (~2 KB of pod, ~3 KB of review). */

@@ -5,6 +5,7 @@
  */
 import jsonpatch from "fast-json-patch";
 import { createHandler, defaultConfig, memoryLogger, Metrics } from "../../lib/mod.ts";
+import { podCreateReview } from "../support/reviews.ts";
 
 /** A fresh in-process handler and the logger it writes to. */
 export function makeHandler(): {
@@ -25,102 +26,66 @@ export function makeHandler(): {
 
 /** The nginx Pod CREATE review (as kube-apiserver sends it). */
 export function nginxReview(uid = "705ab4f5-6393-11e8-b7cc-42010a800002"): Record<string, unknown> {
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid,
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      requestKind: { group: "", version: "v1", kind: "Pod" },
-      requestResource: { group: "", version: "v1", resource: "pods" },
-      name: "nginx",
-      namespace: "default",
-      operation: "CREATE",
-      userInfo: { username: "admin", groups: ["system:masters", "system:authenticated"] },
-      object: {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { name: "nginx", namespace: "default" },
-        spec: { containers: [{ name: "nginx", image: "nginx" }] },
-      },
-      oldObject: null,
-      dryRun: false,
-      options: { apiVersion: "meta.k8s.io/v1", kind: "CreateOptions" },
-    },
+  const pod = {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "nginx", namespace: "default" },
+    spec: { containers: [{ name: "nginx", image: "nginx" }] },
   };
+  return podCreateReview(pod, { uid, namespace: "default", name: "nginx" });
 }
 
 /** A v1beta1 review of a pod that already has volumes, mounts, annotations, labels and init containers. */
 export function richReview(uid = "0c9a4e52-1111-4d2b-9a77-5b0f6b3c2d10"): Record<string, unknown> {
-  return {
-    apiVersion: "admission.k8s.io/v1beta1",
-    kind: "AdmissionReview",
-    request: {
-      uid,
-      kind: { group: "", version: "v1", kind: "Pod" },
-      resource: { group: "", version: "v1", resource: "pods" },
-      namespace: "team-a",
-      operation: "CREATE",
-      object: {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: {
-          generateName: "web-7d9f-",
-          labels: { app: "web", "app.kubernetes.io/name": "web" },
-          annotations: {
-            "example.com/owner": "team-a",
-            "a~b/c": "tilde and slash",
-            "sidecar-injector.io/profile": "fluent-bit",
-            "sidecar-injector.io/containers": "web, missing",
-          },
-          ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: "web-7d9f" }],
-        },
-        spec: {
-          initContainers: [{ name: "init", image: "busybox", volumeMounts: [] }],
-          containers: [
-            {
-              name: "web",
-              image: "nginx:1.27",
-              volumeMounts: [
-                { name: "app-logs", mountPath: "/var/log/app" },
-                { name: "data", mountPath: "/data" },
-              ],
-              volumeDevices: [{ name: "blk", devicePath: "/var/log/app-1" }],
-            },
-            { name: "fluent-bit", image: "busybox" },
-          ],
-          volumes: [
-            { name: "app-logs", emptyDir: {} },
-            { name: "data", emptyDir: {} },
-            { name: "blk", persistentVolumeClaim: { claimName: "blk" } },
-          ],
-        },
+  const pod = {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      generateName: "web-7d9f-",
+      labels: { app: "web", "app.kubernetes.io/name": "web" },
+      annotations: {
+        "example.com/owner": "team-a",
+        "a~b/c": "tilde and slash",
+        "sidecar-injector.io/profile": "fluent-bit",
+        "sidecar-injector.io/containers": "web, missing",
       },
+      ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: "web-7d9f" }],
+    },
+    spec: {
+      initContainers: [{ name: "init", image: "busybox", volumeMounts: [] }],
+      containers: [
+        {
+          name: "web",
+          image: "nginx:1.27",
+          volumeMounts: [
+            { name: "app-logs", mountPath: "/var/log/app" },
+            { name: "data", mountPath: "/data" },
+          ],
+          volumeDevices: [{ name: "blk", devicePath: "/var/log/app-1" }],
+        },
+        { name: "fluent-bit", image: "busybox" },
+      ],
+      volumes: [
+        { name: "app-logs", emptyDir: {} },
+        { name: "data", emptyDir: {} },
+        { name: "blk", persistentVolumeClaim: { claimName: "blk" } },
+      ],
     },
   };
+  return podCreateReview(pod, { uid, namespace: "team-a", apiVersion: "admission.k8s.io/v1beta1" });
 }
 
 /** A Job-owned pod: the sidecar goes into initContainers (native mode). */
 export function jobReview(uid = "5b1c7a34-job0-4c7e-8e1f-0a2b3c4d5e6f"): Record<string, unknown> {
-  return {
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid,
-      kind: { group: "", version: "v1", kind: "Pod" },
-      namespace: "batch",
-      operation: "CREATE",
-      object: {
-        metadata: {
-          name: "job-x",
-          ownerReferences: [{ kind: "Job", name: "j", apiVersion: "batch/v1" }],
-          annotations: {},
-        },
-        spec: { containers: [{ name: "main", image: "busybox" }], restartPolicy: "Never" },
-      },
+  const pod = {
+    metadata: {
+      name: "job-x",
+      ownerReferences: [{ kind: "Job", name: "j", apiVersion: "batch/v1" }],
+      annotations: {},
     },
+    spec: { containers: [{ name: "main", image: "busybox" }], restartPolicy: "Never" },
   };
+  return podCreateReview(pod, { uid, namespace: "batch" });
 }
 
 /** POSTs `body` to `/mutate` of the in-process handler. */
