@@ -867,9 +867,9 @@ Deno.test(
         `apiserver-observed ${HOOK} over these calls: count=${delta.count} ` +
         `p50~${(delta.p50 * 1000).toFixed(2)} ms p99~${(delta.p99 * 1000).toFixed(2)} ms`,
     );
-    await Deno.mkdir(`${REPO_ROOT}/bench/results`, { recursive: true });
+    await Deno.mkdir(`${REPO_ROOT}/.tmp/results`, { recursive: true });
     await Deno.writeTextFile(
-      `${REPO_ROOT}/bench/results/e2e-storm-latest.json`,
+      `${REPO_ROOT}/.tmp/results/e2e-storm-latest.json`,
       JSON.stringify({ pods: 200, seconds, ...delta, protocol: "HTTP/2 (loopback URL)" }, null, 2) +
         "\n",
     );

@@ -99,9 +99,9 @@ Deno.test(
         samples,
       };
       say(`soak: ${JSON.stringify(report)}`);
-      await Deno.mkdir(`${REPO_ROOT}/bench/results`, { recursive: true });
+      await Deno.mkdir(`${REPO_ROOT}/.tmp/results`, { recursive: true });
       await Deno.writeTextFile(
-        `${REPO_ROOT}/bench/results/soak-latest.json`,
+        `${REPO_ROOT}/.tmp/results/soak-latest.json`,
         JSON.stringify(report, null, 2) + "\n",
       );
       assert.equal(counts.unexpected, 0, "every body got its expected status");
