@@ -28,7 +28,8 @@ const USAGE = `sidecar-injector ${VERSION}
 Usage:
   main.ts serve --cert FILE --key FILE [--port 8443] [--host 0.0.0.0] [--config FILE]
                 [--drain-delay-ms 5000] [--max-in-flight 512]
-                [--max-connections 1024] [--log-level info]
+                [--max-connections 1024] [--metrics-port N]
+                [--log-level info]
   main.ts inject -f FILE|- [-o yaml|json] [--config FILE]
 
 serve    Serve the webhook over TLS: POST /mutate, GET /healthz, /readyz, /metrics.
@@ -48,6 +49,7 @@ const FLAGS: Record<string, { takes: boolean; alias?: string }> = {
   "drain-delay-ms": { takes: true },
   "max-in-flight": { takes: true },
   "max-connections": { takes: true },
+  "metrics-port": { takes: true },
   "log-level": { takes: true },
   filename: { takes: true, alias: "f" },
   output: { takes: true, alias: "o" },
@@ -184,6 +186,22 @@ async function serve(flags: Map<string, string>): Promise<void> {
     exit(log, 1);
   }
 
+  // Optional plain-HTTP port for scrapers that do not speak the webhook's TLS: /metrics only.
+  const metricsPort = flags.has("metrics-port")
+    ? integer(flags, "metrics-port", 0, 0, 65535)
+    : undefined;
+  const metricsServer = metricsPort === undefined ? undefined : Deno.serve({
+    hostname,
+    port: metricsPort,
+    onListen: (addr) =>
+      log.info("metrics listening", { host: hostname, port: addr.port, tls: false }),
+  }, (req) => {
+    const path = new URL(req.url).pathname;
+    return path === "/metrics" && req.method === "GET"
+      ? handler(req)
+      : Promise.resolve(new Response('{"error":"only GET /metrics here"}', { status: 404 }));
+  });
+
   const certWatch = watchFiles([certFile, keyFile], () => void server.reload());
   const configWatch = configFile ? watchFiles([configFile], () => void config.reload()) : undefined;
 
@@ -194,7 +212,7 @@ async function serve(flags: Map<string, string>): Promise<void> {
     log.info("shutting down", { signal, drainDelayMs });
     certWatch.close();
     configWatch?.close();
-    await server.shutdown();
+    await Promise.all([server.shutdown(), metricsServer?.shutdown()]);
     log.info("stopped");
     log.flush();
     stopped.resolve();

@@ -342,3 +342,37 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "serve exposes /metrics on a separate plain-HTTP port with --metrics-port",
+  opts,
+  async () => {
+    await withServer(async (w, certs) => {
+      let port = 0;
+      for (let i = 0; i < 100 && !port; i++) {
+        const line = w.logText().split("\n").find((l) => l.includes('"msg":"metrics listening"'));
+        if (line) port = JSON.parse(line).port;
+        else await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(port > 0, "metrics port logged");
+      const conn = await Http1Connection.connect(w.port, certs.caPem);
+      try {
+        assert.equal((await conn.request("POST", "/mutate", review)).status, 200);
+      } finally {
+        conn.close();
+      }
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      assert.equal(res.status, 200);
+      assert.match(
+        await res.text(),
+        /sidecar_injector_admissions_total\{decision="injected",profile="fluentd"\} 1/,
+      );
+      const other = await fetch(`http://127.0.0.1:${port}/mutate`, {
+        method: "POST",
+        body: review,
+      });
+      assert.equal(other.status, 404, "only /metrics on the plain port");
+      await other.body?.cancel();
+    }, ["--metrics-port", "0"]);
+  },
+);
