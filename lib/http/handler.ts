@@ -36,7 +36,7 @@ export interface HandlerDeps {
   maxBodyBytes?: number;
   /**
    * Reviews handled at once; beyond it, 503 (the apiserver applies its failurePolicy).
-   * Deno.serve cannot bound connections, so this bounds the work they can cause.
+   * Connections are bounded by the server (`--max-connections`); this bounds the work they cause.
    */
   maxInFlight?: number;
 }

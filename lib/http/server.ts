@@ -47,6 +47,9 @@ export const SERVER_DEFAULTS = {
   handshakeTimeoutMs: 10_000,
 } as const;
 
+/** Idle kept-alive connection lifetime; must exceed the clients' idle timeout (Go: 90 s). */
+export const IDLE_TIMEOUT_MS = 120_000;
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -129,9 +132,10 @@ export class TlsServer {
       handshakeTimeout: d.handshakeTimeoutMs,
       // How often the header/request timeouts are enforced (Node's default is 30 s).
       connectionsCheckingInterval: 1000,
-      // Never close an idle kept-alive connection under the client: kube-apiserver does not
-      // retry a POST sent on a connection the server just closed. The client closes idle ones.
-      keepAliveTimeout: 0,
+      // Idle kept-alive connections close after 120 s: longer than kube-apiserver's own idle
+      // timeout (Go's 90 s), so the client always closes first and never sends a POST on a
+      // connection the server is closing (it does not retry those); abandoned ones are reclaimed.
+      keepAliveTimeout: IDLE_TIMEOUT_MS,
     }, (req, res) => void this.#serve(req, res));
     // Counted here rather than with `maxConnections`, whose 'drop' event Deno does not emit:
     // the refusal must be visible in the log (at most once a second).
