@@ -1,7 +1,6 @@
 /** The README's configuration reference must match the code. */
 import assert from "node:assert/strict";
-import { ANNOTATION_PREFIX, POD_ANNOTATIONS } from "../../lib/inject.ts";
-import { parseConfig } from "../../lib/mod.ts";
+import { ANNOTATION_PREFIX, parseConfig, POD_ANNOTATIONS } from "../../lib/mod.ts";
 
 const readme = Deno.readTextFileSync(new URL("../../README.md", import.meta.url));
 
