@@ -67,9 +67,11 @@ function toRequest(
   req: IncomingMessage,
   origin: string,
 ): { request: Request; bodyCancelled: () => boolean } {
-  const headers = new Headers();
-  const raw = req.rawHeaders;
-  for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i] ?? "", raw[i + 1] ?? "");
+  // Node has already parsed and lower-cased them; a record is cheaper than Headers.append per header.
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
   const method = req.method ?? "GET";
   let cancelled = false;
   if (method === "GET" || method === "HEAD") {
