@@ -7,6 +7,7 @@ import { inject, type InjectResult } from "../inject.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import {
+  type AdmissionRequest,
   type Answer,
   decodeReview,
   encodeResponse,
@@ -69,6 +70,64 @@ function podName(review: Review): string {
   return review.request.name || meta?.name || (meta?.generateName ? `${meta.generateName}*` : "");
 }
 
+/** The decision for one decoded review: skip non-Pod-CREATEs, inject, or fail open/closed. */
+function answerFor(
+  request: AdmissionRequest,
+  config: Config,
+  log: Logger,
+  metrics: Metrics,
+): { result: InjectResult; decision: string; answer: Answer } {
+  if (!isPodCreate(request) || !request.pod) {
+    const reason = request.operation !== "CREATE"
+      ? `operation ${request.operation}`
+      : `kind ${request.kind.kind}${request.subResource ? "/" + request.subResource : ""}`;
+    return {
+      result: { decision: "skipped", reason, patch: [], warnings: [] },
+      decision: "skipped",
+      answer: { allowed: true },
+    };
+  }
+  try {
+    const result = inject(request.pod, config, { namespace: request.namespace });
+    return {
+      result,
+      decision: result.decision,
+      answer: { allowed: true, patch: result.patch, warnings: result.warnings },
+    };
+  } catch (err) {
+    // One pod must never break admission for all: fail open unless told otherwise.
+    metrics.errors.inc({ reason: "inject_failed" });
+    log.error("injection failed", {
+      uid: request.uid,
+      error: String(err),
+      stack: err instanceof Error ? err.stack : undefined,
+    });
+    const result: InjectResult = {
+      decision: "skipped",
+      reason: "injection failed",
+      patch: [],
+      warnings: [],
+    };
+    return config.onError === "deny"
+      ? {
+        result,
+        decision: "denied",
+        answer: {
+          allowed: false,
+          message: "sidecar-injector: injection failed; see the injector's log",
+        },
+      }
+      : {
+        result,
+        decision: "failed_open",
+        answer: {
+          allowed: true,
+          warnings: ["sidecar-injector: injection failed; pod admitted without the log sidecar"],
+        },
+      };
+  }
+}
+
 /**
  * Creates the handler for `/mutate`, `/healthz`, `/readyz` and `/metrics`.
  *
@@ -123,44 +182,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     }
 
     const { request } = review;
-    const config = deps.config();
-    let result: InjectResult;
-    let decision: string;
-    let answer: Answer;
-    if (!isPodCreate(request) || !request.pod) {
-      const reason = request.operation !== "CREATE"
-        ? `operation ${request.operation}`
-        : `kind ${request.kind.kind}${request.subResource ? "/" + request.subResource : ""}`;
-      result = { decision: "skipped", reason, patch: [], warnings: [] };
-      decision = result.decision;
-      answer = { allowed: true };
-    } else {
-      try {
-        result = inject(request.pod, config, { namespace: request.namespace });
-        decision = result.decision;
-        answer = { allowed: true, patch: result.patch, warnings: result.warnings };
-      } catch (err) {
-        // One pod must never break admission for all: fail open unless told otherwise.
-        metrics.errors.inc({ reason: "inject_failed" });
-        log.error("injection failed", {
-          uid: request.uid,
-          error: String(err),
-          stack: err instanceof Error ? err.stack : undefined,
-        });
-        const deny = config.onError === "deny";
-        result = { decision: "skipped", reason: "injection failed", patch: [], warnings: [] };
-        decision = deny ? "denied" : "failed_open";
-        answer = deny
-          ? {
-            allowed: false,
-            message: "sidecar-injector: injection failed; see the injector's log",
-          }
-          : {
-            allowed: true,
-            warnings: ["sidecar-injector: injection failed; pod admitted without the log sidecar"],
-          };
-      }
-    }
+    const { result, decision, answer } = answerFor(request, deps.config(), log, metrics);
     const body = encodeResponse(review.apiVersion, request.uid, answer);
     const seconds = (now() - started) / 1000;
     metrics.duration.observe(seconds);
