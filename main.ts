@@ -128,6 +128,18 @@ async function serve(flags: Map<string, string>): Promise<void> {
   const hostname = flags.get("host") ?? "0.0.0.0";
   const port = integer(flags, "port", 8443, 0, 65535);
   const drainDelayMs = integer(flags, "drain-delay-ms", 5000, 0, 600_000);
+  // Every flag is checked here, before anything starts: a bad value is a usage error (exit 2).
+  const maxInFlight = integer(flags, "max-in-flight", DEFAULT_MAX_IN_FLIGHT, 1, 1_000_000);
+  const maxConnections = integer(
+    flags,
+    "max-connections",
+    SERVER_DEFAULTS.maxConnections,
+    1,
+    1_000_000,
+  );
+  const metricsPort = flags.has("metrics-port")
+    ? integer(flags, "metrics-port", 0, 0, 65535)
+    : undefined;
   // The injector never injects its own namespace, whatever the config says.
   const ownNamespace = Deno.env.get("POD_NAMESPACE");
 
@@ -160,7 +172,7 @@ async function serve(flags: Map<string, string>): Promise<void> {
     metrics,
     now: () => performance.now(),
     ready: () => !stopping,
-    maxInFlight: integer(flags, "max-in-flight", DEFAULT_MAX_IN_FLIGHT, 1, 1_000_000),
+    maxInFlight,
   });
   let server: TlsServer;
   try {
@@ -172,13 +184,7 @@ async function serve(flags: Map<string, string>): Promise<void> {
       handler,
       log,
       drainDelayMs,
-      maxConnections: integer(
-        flags,
-        "max-connections",
-        SERVER_DEFAULTS.maxConnections,
-        1,
-        1_000_000,
-      ),
+      maxConnections,
       onCertReload: (ok) => metrics.certReloads.inc({ result: ok ? "ok" : "rejected" }),
     });
   } catch (err) {
@@ -187,9 +193,6 @@ async function serve(flags: Map<string, string>): Promise<void> {
   }
 
   // Optional plain-HTTP port for scrapers that do not speak the webhook's TLS: /metrics only.
-  const metricsPort = flags.has("metrics-port")
-    ? integer(flags, "metrics-port", 0, 0, 65535)
-    : undefined;
   const metricsServer = metricsPort === undefined ? undefined : Deno.serve({
     hostname,
     port: metricsPort,

@@ -60,7 +60,7 @@ export async function readCapped(req: Request, max: number, deadline?: Deadline)
     reader.cancel().catch(() => {});
   });
   try {
-    // With a declared length the HTTP layer enforces it: fill one buffer, no copies.
+    // Counted chunk by chunk whether or not a length was declared; joined once at the end.
     const chunks: Uint8Array[] = [];
     let total = 0;
     for (;;) {

@@ -376,3 +376,30 @@ Deno.test(
     }, ["--metrics-port", "0"]);
   },
 );
+
+Deno.test(
+  "serve rejects a bad flag value as a usage error before starting anything",
+  opts,
+  async () => {
+    await Deno.mkdir(`${REPO_ROOT}/.tmp`, { recursive: true });
+    const dir = await Deno.makeTempDir({ dir: `${REPO_ROOT}/.tmp`, prefix: "badflag-" });
+    try {
+      const certs = await genWebhookCerts(`${dir}/certs`);
+      for (const flag of ["--max-connections", "--max-in-flight", "--metrics-port"]) {
+        const w = await startWebhook({
+          certs,
+          logPath: `${dir}/${flag.slice(2)}.log`,
+          waitReady: false,
+          extraArgs: [flag, "lots"],
+        });
+        const status = await w.proc.status;
+        await w.proc.drained;
+        assert.equal(status.code, 2, `${flag}: ${w.output()}`);
+        assert.match(w.output(), new RegExp(`error: ${flag} must be an integer`));
+        assert.doesNotMatch(w.output(), /"msg":"listening"/, `${flag}: nothing started`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
