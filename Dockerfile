@@ -15,6 +15,7 @@ COPY deno.json deno.lock ./
 RUN deno install --frozen
 
 COPY main.ts ./
+COPY cli/ ./cli/
 COPY lib/ ./lib/
 RUN deno task compile
 

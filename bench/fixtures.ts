@@ -5,7 +5,7 @@
  * @module
  */
 
-import { podCreateReview } from "../tests/support/reviews.ts";
+import { podCreateReview } from "../testing/reviews.ts";
 
 type Json = Record<string, unknown>;
 

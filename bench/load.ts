@@ -7,7 +7,7 @@
  */
 
 import { setImmediate } from "node:timers";
-import { Http1Connection, type Http1Response, percentile } from "../tests/support/http1.ts";
+import { Http1Connection, type Http1Response, percentile } from "../testing/http1.ts";
 
 /** Where to connect. */
 export interface Target {

@@ -11,9 +11,9 @@
  * @module
  */
 import jsonpatch from "fast-json-patch";
-import { serveArgs } from "../tests/support/serve_command.ts";
+import { serveArgs } from "../testing/serve_command.ts";
 import { realisticReview, smallReview } from "./fixtures.ts";
-import { buildRequest, type Http1Connection, median } from "../tests/support/http1.ts";
+import { buildRequest, type Http1Connection, median } from "../testing/http1.ts";
 import {
   connect,
   exchange,

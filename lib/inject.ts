@@ -5,14 +5,9 @@
  */
 import type { Operation } from "fast-json-patch";
 import type { Container, Pod, Volume, VolumeMount } from "kubernetes-types/core/v1.d.ts";
-import {
-  AGENT_CONFIG_DIR,
-  checkImage,
-  checkLogDir,
-  checkQuantity,
-  type Config,
-  type Profile,
-} from "./config.ts";
+import type { Config, Profile } from "./config.ts";
+import { AGENT_CONFIG_DIR } from "./_config_profile.ts";
+import { checkImage, checkLogDir, checkQuantity, DNS_LABEL_MAX, quantity } from "./_fields.ts";
 import { pointer } from "./_pointer.ts";
 import { renderSidecar, type SidecarNames } from "./sidecar.ts";
 
@@ -46,9 +41,12 @@ export interface InjectContext {
   ownerKind?: string | undefined;
 }
 
+/** Whether `inject` changed the pod. */
+export type InjectDecision = "injected" | "skipped";
+
 /** The outcome for one pod. `patch` is empty when nothing changes. */
 export interface InjectResult {
-  decision: "injected" | "skipped";
+  decision: InjectDecision;
   /** Why the pod was skipped; empty when injected. */
   reason: string;
   patch: Operation[];
@@ -66,6 +64,9 @@ export interface InjectionStatus {
   volume: string;
   mode: "classic" | "native";
 }
+
+/** Appended to the profile's volume name for the agent's ConfigMap volume. */
+const CONFIG_VOLUME_SUFFIX = "-config";
 
 const skip = (reason: string, warnings: string[] = []): InjectResult => ({
   decision: "skipped",
@@ -135,7 +136,9 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
   const volumes: Volume[] = [{ name: names.volume, emptyDir: {} }];
   if (profile.configMap) {
     names.configVolume = uniqueName(
-      `${profile.volumeName.slice(0, 56)}-config`,
+      `${
+        profile.volumeName.slice(0, DNS_LABEL_MAX - CONFIG_VOLUME_SUFFIX.length)
+      }${CONFIG_VOLUME_SUFFIX}`,
       volumeNames,
       "volume",
       warnings,
@@ -221,6 +224,21 @@ function readAnnotation(annotations: Record<string, string>, name: string): stri
   return Object.hasOwn(annotations, key) ? annotations[key] : undefined;
 }
 
+/** Reads annotation `name`: `apply` gets a value `check` accepts, anything else becomes a warning. */
+function withAnnotation(
+  annotations: Record<string, string>,
+  name: string,
+  warnings: string[],
+  check: (value: string) => string | undefined,
+  apply: (value: string) => void,
+): void {
+  const value = readAnnotation(annotations, name);
+  if (value === undefined) return;
+  const why = check(value);
+  if (why) warnings.push(invalid(name, value, why));
+  else apply(value);
+}
+
 function invalid(name: string, value: string, why: string): string {
   const shown = value.length > 64 ? `${value.slice(0, 64)}...` : value;
   return `sidecar-injector: annotation ${ANNOTATION_PREFIX}${name}=${
@@ -228,12 +246,12 @@ function invalid(name: string, value: string, why: string): string {
   } ignored: ${why}`;
 }
 
-/** Picks `base`, or `base-N` for the smallest free N, staying within 63 characters. */
+/** Picks `base`, or `base-N` for the smallest free N, staying a valid DNS label. */
 function uniqueName(base: string, taken: Set<string>, what: string, warnings: string[]): string {
   let name = base;
   for (let i = 1; taken.has(name); i++) {
     const suffix = `-${i}`;
-    name = base.slice(0, 63 - suffix.length) + suffix;
+    name = base.slice(0, DNS_LABEL_MAX - suffix.length) + suffix;
   }
   if (name !== base) {
     warnings.push(
@@ -282,50 +300,40 @@ function chooseProfile(
   if (!base) throw new Error(`config has no profile ${name}`); // parseConfig guarantees it
   const profile: Profile = { ...base };
 
-  const image = readAnnotation(annotations, "image");
-  if (image !== undefined) {
-    const why = checkImage(image.trim());
-    if (why) warnings.push(invalid("image", image, why));
-    else profile.image = image.trim();
-  }
-  const logDir = readAnnotation(annotations, "log-dir");
-  if (logDir !== undefined) {
-    const why = checkLogDir(logDir) ??
-      (profile.configMap && logDir === AGENT_CONFIG_DIR[profile.agent]
-        ? `is where the agent's ConfigMap is mounted`
-        : undefined);
-    if (why) warnings.push(invalid("log-dir", logDir, why));
-    else profile.logDir = logDir;
-  }
+  const use = (
+    name: string,
+    check: (v: string) => string | undefined,
+    apply: (v: string) => void,
+  ) => withAnnotation(annotations, name, warnings, check, apply);
+  use("image", (v) => checkImage(v.trim()), (v) => profile.image = v.trim());
+  use(
+    "log-dir",
+    (v) =>
+      checkLogDir(v) ??
+        (profile.configMap && v === AGENT_CONFIG_DIR[profile.agent]
+          ? `is where the agent's ConfigMap is mounted`
+          : undefined),
+    (v) => profile.logDir = v,
+  );
   // Resources are copied, never changed in place: the config's objects are shared.
-  const cpu = readAnnotation(annotations, "cpu-request");
-  if (cpu !== undefined) {
-    const why = checkQuantity(cpu);
-    if (why) warnings.push(invalid("cpu-request", cpu, why));
-    else {
-      const { requests, limits } = profile.resources;
-      profile.resources = { ...profile.resources, requests: { ...requests, cpu } };
-      if (limits?.cpu !== undefined && quantity(cpu) > quantity(limits.cpu)) {
-        profile.resources.limits = { ...limits, cpu };
-        warnings.push(`sidecar-injector: cpu limit raised to ${cpu} to stay >= the requested cpu`);
-      }
+  use("cpu-request", checkQuantity, (cpu) => {
+    const { requests, limits } = profile.resources;
+    profile.resources = { ...profile.resources, requests: { ...requests, cpu } };
+    if (limits?.cpu !== undefined && quantity(cpu) > quantity(limits.cpu)) {
+      profile.resources.limits = { ...limits, cpu };
+      warnings.push(`sidecar-injector: cpu limit raised to ${cpu} to stay >= the requested cpu`);
     }
-  }
-  const memory = readAnnotation(annotations, "memory-limit");
-  if (memory !== undefined) {
-    const why = checkQuantity(memory);
-    if (why) warnings.push(invalid("memory-limit", memory, why));
-    else {
-      const { requests, limits } = profile.resources;
-      profile.resources = { ...profile.resources, limits: { ...limits, memory } };
-      if (requests?.memory !== undefined && quantity(requests.memory) > quantity(memory)) {
-        profile.resources.requests = { ...requests, memory };
-        warnings.push(
-          `sidecar-injector: memory request lowered to ${memory} to stay <= the memory limit`,
-        );
-      }
+  });
+  use("memory-limit", checkQuantity, (memory) => {
+    const { requests, limits } = profile.resources;
+    profile.resources = { ...profile.resources, limits: { ...limits, memory } };
+    if (requests?.memory !== undefined && quantity(requests.memory) > quantity(memory)) {
+      profile.resources.requests = { ...requests, memory };
+      warnings.push(
+        `sidecar-injector: memory request lowered to ${memory} to stay <= the memory limit`,
+      );
     }
-  }
+  });
   return { name, profile };
 }
 
@@ -352,31 +360,4 @@ function chooseContainers(
     return all;
   }
   return chosen;
-}
-
-const SUFFIX: Record<string, number> = {
-  n: 1e-9,
-  u: 1e-6,
-  m: 1e-3,
-  "": 1,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-  Ei: 2 ** 60,
-};
-
-/** The numeric value of a Kubernetes quantity (already checked by `checkQuantity`). */
-export function quantity(q: string | number): number {
-  if (typeof q === "number") return q;
-  const m = /^[+]?([0-9.]+(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)$/.exec(q);
-  if (!m) return Number.NaN;
-  return Number(m[1]) * (SUFFIX[m[2] ?? ""] ?? Number.NaN);
 }

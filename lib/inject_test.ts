@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import jsonpatch from "fast-json-patch";
 import { load } from "js-yaml";
 import type { Pod } from "kubernetes-types/core/v1.d.ts";
-import { assertInjected } from "./_assert_injected.ts";
+import { assertInjected } from "../testing/assert_injected.ts";
 import { type Config, defaultConfig, parseConfig } from "./config.ts";
-import { inject, type InjectionStatus, quantity, STATUS_ANNOTATION } from "./inject.ts";
+import { inject, type InjectionStatus, STATUS_ANNOTATION } from "./inject.ts";
 import { assertPod } from "./pod.ts";
 
 const testdata = new URL("../testdata/", import.meta.url);
@@ -196,12 +196,4 @@ Deno.test("inject() result patches apply with applyPatch validation on every fix
     const errors = jsonpatch.validate(structuredClone(result.patch), structuredClone(pod));
     assert.equal(errors, undefined, entry.name);
   }
-});
-
-Deno.test("quantity() parses Kubernetes quantities", () => {
-  assert.equal(quantity("100m"), 0.1);
-  assert.equal(quantity("64Mi"), 64 * 2 ** 20);
-  assert.equal(quantity("1G"), 1e9);
-  assert.equal(quantity("2"), 2);
-  assert.equal(quantity("1e3"), 1000);
 });

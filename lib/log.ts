@@ -106,18 +106,20 @@ export function createLogger(options: LoggerOptions): Logger {
   };
 }
 
-/** A logger that keeps parsed lines in memory, for tests. */
-export function memoryLogger(): Logger & { lines: Array<Fields & { level: Level; msg: string }> } {
-  const lines: Array<Fields & { level: Level; msg: string }> = [];
-  const at = (level: Level) => (msg: string, fields?: Fields) =>
-    lines.push({ ...fields, level, msg });
-  return {
-    lines,
-    debug: at("debug"),
-    info: at("info"),
-    warn: at("warn"),
-    error: at("error"),
-    flush() {},
+/**
+ * A rate limiter for repeated log lines: the returned function is true at
+ * most once per `intervalMs` of monotonic `now`, so a flood logs once a second.
+ */
+export function onceEvery(
+  intervalMs: number,
+  now: () => number = () => performance.now(),
+): () => boolean {
+  let last = -Infinity;
+  return () => {
+    const t = now();
+    if (t - last < intervalMs) return false;
+    last = t;
+    return true;
   };
 }
 

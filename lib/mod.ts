@@ -13,58 +13,51 @@
  */
 export {
   type Agent,
-  checkDnsLabel,
-  checkImage,
-  checkLogDir,
-  checkQuantity,
   type Config,
-  type ConfigReloadEvents,
-  ConfigSource,
+  ConfigSyntaxError,
   defaultConfig,
+  InvalidConfigError,
   loadConfig,
   type Mode,
   type Output,
   parseConfig,
   type Profile,
   SYSTEM_NAMESPACES,
-  withExcludedNamespace,
 } from "./config.ts";
+export { ConfigSource, type ConfigSourceOptions, type ReloadResult } from "./config_source.ts";
 export {
   ANNOTATION_PREFIX,
   inject,
   INJECT_ANNOTATION,
   type InjectContext,
+  type InjectDecision,
   type InjectionStatus,
   type InjectResult,
   LEGACY_ANNOTATION,
   type Operation,
   POD_ANNOTATIONS,
-  quantity,
   STATUS_ANNOTATION,
 } from "./inject.ts";
 export { assertPod, InvalidPodError } from "./pod.ts";
-export { fluentBitArgs, fluentdConfig, renderSidecar, type SidecarNames } from "./sidecar.ts";
+export { renderSidecar, type SidecarNames } from "./sidecar.ts";
 export { injectWorkload, WORKLOAD_KINDS } from "./workload.ts";
 export {
   type AdmissionRequest,
   type Answer,
-  base64,
   decodeReview,
   encodeResponse,
-  isPodCreate,
+  InvalidReviewError,
   type Review,
   REVIEW_VERSIONS,
   type ReviewVersion,
 } from "./admission/review.ts";
-export { type ClientErrorStatus, HttpError, jsonResponse, toResponse } from "./http/errors.ts";
-export { readCapped } from "./http/read_body.ts";
+export { decide, type Decision, type Outcome } from "./admission/decide.ts";
 export {
   createHandler,
   DEFAULT_MAX_IN_FLIGHT,
-  DEFAULT_READ_TIMEOUT_MS,
   type HandlerDeps,
   MAX_BODY_BYTES,
-  timeoutFromQuery,
+  metricsOnly,
 } from "./http/handler.ts";
 export { SERVER_DEFAULTS, TlsServer, type TlsServerOptions } from "./http/server.ts";
 export {
@@ -72,8 +65,8 @@ export {
   type Fields,
   type Level,
   type Logger,
-  memoryLogger,
+  type LoggerOptions,
   writeAllSync,
 } from "./log.ts";
-export { DURATION_BUCKETS, Metrics } from "./metrics.ts";
-export { watchFiles } from "./watch.ts";
+export { Metrics } from "./metrics.ts";
+export { watchFiles, type WatchOptions } from "./watch.ts";

@@ -3,15 +3,12 @@
  * after `parsePod` it is a typed `Pod` and nothing downstream re-checks it.
  * @module
  */
+import { isRecord } from "./_record.ts";
 import type { Pod } from "kubernetes-types/core/v1.d.ts";
 
 /** A pod (or pod template) failed validation; `message` names the field. */
 export class InvalidPodError extends TypeError {
   override name = "InvalidPodError";
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function fail(path: string, want: string, got: unknown): never {

@@ -5,7 +5,8 @@
  * @module
  */
 import type { Container, EnvVar } from "kubernetes-types/core/v1.d.ts";
-import { AGENT_CONFIG_DIR, type Output, type Profile } from "./config.ts";
+import type { Output, Profile } from "./config.ts";
+import { AGENT_CONFIG_DIR } from "./_config_profile.ts";
 
 /** Names chosen for this pod, free of collisions. */
 export interface SidecarNames {

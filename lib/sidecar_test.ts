@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Pod } from "kubernetes-types/core/v1.d.ts";
-import { assertInjected } from "./_assert_injected.ts";
+import { assertInjected } from "../testing/assert_injected.ts";
 import { type Config, defaultConfig, parseConfig } from "./config.ts";
 import { inject } from "./inject.ts";
 import { fluentBitArgs, fluentdConfig } from "./sidecar.ts";

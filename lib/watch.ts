@@ -4,6 +4,17 @@
  * bursts of events are coalesced.
  * @module
  */
+import type { Logger } from "./log.ts";
+
+/** How {@link watchFiles} reports and coalesces. */
+export interface WatchOptions {
+  /** Told when the watch stops on its own: reloads of these files then stop. */
+  log: Logger;
+  /** Events closer together than this become one `onChange`. */
+  debounceMs?: number;
+  /** A seam for tests; default `Deno.watchFs`. */
+  watch?: (dirs: string[]) => AsyncIterable<unknown> & { close(): void };
+}
 
 function dirOf(path: string): string {
   const i = path.lastIndexOf("/");
@@ -12,33 +23,45 @@ function dirOf(path: string): string {
 
 /**
  * Calls `onChange` (debounced) whenever anything changes in the directories
- * holding `paths`. Returns a handle whose `close()` stops watching.
+ * holding `paths`. Returns a handle whose `close()` stops watching. A watch
+ * that ends or fails by itself is logged as an error: hot reload must not stop
+ * silently.
  */
 export function watchFiles(
   paths: readonly string[],
   onChange: () => void,
-  debounceMs = 100,
+  options: WatchOptions,
 ): { close(): void } {
+  const { log, debounceMs = 100 } = options;
   const dirs = [...new Set(paths.map(dirOf))];
-  const watcher = Deno.watchFs(dirs, { recursive: false });
+  const watcher = (options.watch ?? ((d) => Deno.watchFs(d, { recursive: false })))(dirs);
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let closed = false;
   (async () => {
+    let error: unknown;
     try {
       for await (const _event of watcher) {
         clearTimeout(timer);
         timer = setTimeout(onChange, debounceMs);
       }
-    } catch {
-      // closed
+    } catch (err) {
+      error = err;
+    }
+    if (!closed) {
+      log.error("file watch stopped; changes to these files are no longer reloaded", {
+        paths,
+        error: error === undefined ? "the watch ended" : String(error),
+      });
     }
   })();
   return {
     close() {
+      closed = true;
       clearTimeout(timer);
       try {
         watcher.close();
       } catch {
-        // already closed
+        // Already closed: nothing left to stop.
       }
     },
   };

@@ -3,9 +3,10 @@
  * so the CLI can inject into templates with the same `inject()`.
  * @module
  */
+import { isRecord } from "./_record.ts";
 import type { Config } from "./config.ts";
 import { inject, type InjectResult } from "./inject.ts";
-import { assertPod } from "./pod.ts";
+import { assertPod, InvalidPodError } from "./pod.ts";
 import { pointer, prefixPaths } from "./_pointer.ts";
 
 const TEMPLATE_PATHS: Record<string, { path: string[]; ownerKind?: string }> = {
@@ -22,15 +23,11 @@ const TEMPLATE_PATHS: Record<string, { path: string[]; ownerKind?: string }> = {
 /** Kinds whose pods `injectWorkload` can reach. */
 export const WORKLOAD_KINDS: readonly string[] = Object.keys(TEMPLATE_PATHS);
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 /**
  * Injects into `object`'s pod (template). The patch's paths are relative to
  * `object`. Unknown kinds are skipped with a reason.
  *
- * @throws {TypeError} when the pod (template) is malformed.
+ * @throws {InvalidPodError} when the document or its pod (template) is malformed.
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
@@ -43,7 +40,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  * ```
  */
 export function injectWorkload(object: unknown, config: Config): InjectResult {
-  if (!isRecord(object)) throw new TypeError("document is not an object");
+  if (!isRecord(object)) throw new InvalidPodError("document is not an object");
   const kind = typeof object.kind === "string" ? object.kind : "";
   const where = TEMPLATE_PATHS[kind];
   if (!where) {

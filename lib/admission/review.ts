@@ -2,9 +2,9 @@
  * AdmissionReview decoding and encoding, for `admission.k8s.io/v1` and `v1beta1`.
  * @module
  */
+import { isRecord } from "../_record.ts";
 import type { Pod } from "kubernetes-types/core/v1.d.ts";
 import type { Operation } from "fast-json-patch";
-import { HttpError } from "../http/errors.ts";
 import { assertPod, InvalidPodError } from "../pod.ts";
 
 /** The review API versions this webhook speaks; the answer uses the request's. */
@@ -38,12 +38,13 @@ export interface Review {
   request: AdmissionRequest;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+/** The body is not a usable AdmissionReview; the message says what is wrong and is safe to return. */
+export class InvalidReviewError extends Error {
+  override name = "InvalidReviewError";
 }
 
 function bad(message: string, cause?: unknown): never {
-  throw new HttpError(400, message, cause === undefined ? undefined : { cause });
+  throw new InvalidReviewError(message, cause === undefined ? undefined : { cause });
 }
 
 function optionalString(obj: Record<string, unknown>, key: string): string | undefined {
@@ -63,7 +64,7 @@ export function isPodCreate(req: AdmissionRequest): boolean {
  * Parses and validates an AdmissionReview body. Everything the webhook reads
  * is checked here; a Pod CREATE also gets its pod validated.
  *
- * @throws {HttpError} 400 naming what is wrong.
+ * @throws {InvalidReviewError} naming what is wrong.
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
@@ -75,7 +76,7 @@ export function isPodCreate(req: AdmissionRequest): boolean {
  *     object: { spec: { containers: [{ name: "app" }] } } },
  * }));
  * assert.equal(review.request.pod?.spec?.containers[0]?.name, "app");
- * assert.throws(() => decodeReview("{"), { status: 400 });
+ * assert.throws(() => decodeReview("{"), { name: "InvalidReviewError" });
  * ```
  */
 export function decodeReview(text: string): Review {

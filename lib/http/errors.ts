@@ -1,25 +1,33 @@
 /**
- * The one client-error type, and the one place an error becomes an HTTP status.
+ * The HTTP layer's error type, and the one place any error becomes a status.
  * @module
  */
+import { InvalidReviewError } from "../admission/review.ts";
+import { InvalidPodError } from "../pod.ts";
 
-/** Statuses the server answers for bad requests. */
-export type ClientErrorStatus = 400 | 404 | 405 | 408 | 413 | 415;
+/** Statuses the server answers when it does not answer a review. */
+export type ErrorStatus = 400 | 404 | 405 | 408 | 413 | 415 | 503;
 
-/** A request the client got wrong; its message is safe to send back. */
+/** Options of an {@link HttpError}: a cause, and headers its answer must carry. */
+export interface HttpErrorOptions extends ErrorOptions {
+  headers?: Record<string, string>;
+}
+
+/** A request the server will not serve; its message is safe to send back. */
 export class HttpError extends Error {
   override name = "HttpError";
-  constructor(readonly status: ClientErrorStatus, message: string, options?: ErrorOptions) {
+  /** Extra headers of the answer, such as `allow` on a 405 or `retry-after` on a 503. */
+  readonly headers: Record<string, string> | undefined;
+  constructor(readonly status: ErrorStatus, message: string, options?: HttpErrorOptions) {
     super(message, options);
+    this.headers = options?.headers;
   }
 }
 
 const encoder = new TextEncoder();
+const JSON_HEADERS = { "content-type": "application/json" };
 
-/**
- * A JSON response with a plain byte body. The server sets TCP_NODELAY, so
- * the length-delimited TLS stall of `Deno.serve` (MEASURED.md) does not apply.
- */
+/** A JSON response with a plain byte body (the server writes it with TCP_NODELAY set). */
 export function jsonResponse(
   status: number,
   json: string,
@@ -27,15 +35,20 @@ export function jsonResponse(
 ): Response {
   return new Response(encoder.encode(json), {
     status,
-    headers: headers ? { ...headers, "content-type": "application/json" } : JSON_HEADERS,
+    headers: headers ? { ...headers, ...JSON_HEADERS } : JSON_HEADERS,
   });
 }
 
-const JSON_HEADERS = { "content-type": "application/json" };
+/** The status for `err`; 500 for anything that is not a known client or load error. */
+export function statusOf(err: unknown): ErrorStatus | 500 {
+  if (err instanceof HttpError) return err.status;
+  if (err instanceof InvalidReviewError || err instanceof InvalidPodError) return 400;
+  return 500;
+}
 
 /**
- * Maps any thrown value to a response: an `HttpError` to its status and
- * message, anything else to a bare 500 (details go to the log, not the client).
+ * Maps any thrown value to a response: a known error to its status, message
+ * and headers, anything else to a bare 500 (details go to the log, not the client).
  *
  * @example Usage
  * ```ts
@@ -48,9 +61,10 @@ const JSON_HEADERS = { "content-type": "application/json" };
  * ```
  */
 export function toResponse(err: unknown): Response {
-  if (err instanceof HttpError) {
-    const headers = err.status === 405 ? { allow: "POST" } : undefined;
-    return jsonResponse(err.status, JSON.stringify({ error: err.message }), headers);
+  const status = statusOf(err);
+  if (status === 500 || !(err instanceof Error)) {
+    return jsonResponse(500, '{"error":"internal error"}');
   }
-  return jsonResponse(500, '{"error":"internal error"}');
+  const headers = err instanceof HttpError ? err.headers : undefined;
+  return jsonResponse(status, JSON.stringify({ error: err.message }), headers);
 }

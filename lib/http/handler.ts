@@ -3,18 +3,11 @@
  * @module
  */
 import type { Config } from "../config.ts";
-import { inject, type InjectResult } from "../inject.ts";
-import type { Logger } from "../log.ts";
+import { decide } from "../admission/decide.ts";
+import { decodeReview, encodeResponse, type Review } from "../admission/review.ts";
+import { type Logger, onceEvery } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import {
-  type AdmissionRequest,
-  type Answer,
-  decodeReview,
-  encodeResponse,
-  isPodCreate,
-  type Review,
-} from "../admission/review.ts";
-import { HttpError, jsonResponse, toResponse } from "./errors.ts";
+import { HttpError, jsonResponse, statusOf, toResponse } from "./errors.ts";
 import { DeadlineSweeper, readCapped } from "./read_body.ts";
 
 /** kube-apiserver sends at most ~3 MiB; leave room, refuse the rest. */
@@ -23,6 +16,8 @@ export const MAX_BODY_BYTES = 7 * 1024 * 1024;
 export const DEFAULT_READ_TIMEOUT_MS = 10_000;
 /** The apiserver allows at most 30 s per webhook call; a longer `?timeout=` is clamped. */
 export const MAX_READ_TIMEOUT_MS = 30_000;
+/** The body read ends this long before the apiserver's own timeout, so our 408 reaches it first. */
+const DEADLINE_MARGIN_MS = 50;
 
 /** What the handler needs from its surroundings. */
 export interface HandlerDeps {
@@ -70,64 +65,6 @@ function podName(review: Review): string {
   return review.request.name || meta?.name || (meta?.generateName ? `${meta.generateName}*` : "");
 }
 
-/** The decision for one decoded review: skip non-Pod-CREATEs, inject, or fail open/closed. */
-function answerFor(
-  request: AdmissionRequest,
-  config: Config,
-  log: Logger,
-  metrics: Metrics,
-): { result: InjectResult; decision: string; answer: Answer } {
-  if (!isPodCreate(request) || !request.pod) {
-    const reason = request.operation !== "CREATE"
-      ? `operation ${request.operation}`
-      : `kind ${request.kind.kind}${request.subResource ? "/" + request.subResource : ""}`;
-    return {
-      result: { decision: "skipped", reason, patch: [], warnings: [] },
-      decision: "skipped",
-      answer: { allowed: true },
-    };
-  }
-  try {
-    const result = inject(request.pod, config, { namespace: request.namespace });
-    return {
-      result,
-      decision: result.decision,
-      answer: { allowed: true, patch: result.patch, warnings: result.warnings },
-    };
-  } catch (err) {
-    // One pod must never break admission for all: fail open unless told otherwise.
-    metrics.errors.inc({ reason: "inject_failed" });
-    log.error("injection failed", {
-      uid: request.uid,
-      error: String(err),
-      stack: err instanceof Error ? err.stack : undefined,
-    });
-    const result: InjectResult = {
-      decision: "skipped",
-      reason: "injection failed",
-      patch: [],
-      warnings: [],
-    };
-    return config.onError === "deny"
-      ? {
-        result,
-        decision: "denied",
-        answer: {
-          allowed: false,
-          message: "sidecar-injector: injection failed; see the injector's log",
-        },
-      }
-      : {
-        result,
-        decision: "failed_open",
-        answer: {
-          allowed: true,
-          warnings: ["sidecar-injector: injection failed; pod admitted without the log sidecar"],
-        },
-      };
-  }
-}
-
 /**
  * Creates the handler for `/mutate`, `/healthz`, `/readyz` and `/metrics`.
  *
@@ -136,9 +73,10 @@ function answerFor(
  * import assert from "node:assert/strict";
  * import { createHandler } from "./handler.ts";
  * import { defaultConfig } from "../config.ts";
- * import { memoryLogger } from "../log.ts";
+ * import { createLogger } from "../log.ts";
  * import { Metrics } from "../metrics.ts";
- * const handler = createHandler({ config: defaultConfig, log: memoryLogger(), metrics: new Metrics(), now: performance.now.bind(performance) });
+ * const log = createLogger({ write: () => {} });
+ * const handler = createHandler({ config: defaultConfig, log, metrics: new Metrics(), now: () => performance.now() });
  * const res = await handler(new Request("https://x/healthz"));
  * assert.equal(res.status, 200);
  * ```
@@ -150,39 +88,32 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   const deadlines = new DeadlineSweeper(now);
   const maxInFlight = deps.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
   let inFlight = 0;
-  let lastLimitLog = -Infinity;
+  const limitLog = onceEvery(1000, now);
 
   async function mutate(req: Request, query: string): Promise<Response> {
     const started = now();
-    let review: Review | undefined;
-    try {
-      if (req.method !== "POST") throw new HttpError(405, "use POST");
-      const type = req.headers.get("content-type");
-      if (type !== null && !type.toLowerCase().includes("json")) {
-        throw new HttpError(415, "content-type must be application/json");
-      }
-      const budget = Math.min(
-        timeoutFromQuery(query) ?? DEFAULT_READ_TIMEOUT_MS,
-        MAX_READ_TIMEOUT_MS,
-      );
-      // Answer (408) a little before the apiserver gives up on us.
-      const text = await readCapped(req, max, deadlines.after(Math.max(50, budget - 50)));
-      review = decodeReview(text);
-    } catch (err) {
-      const reason = err instanceof HttpError ? `http_${err.status}` : "internal";
-      metrics.errors.inc({ reason });
-      const res = toResponse(err);
-      if (err instanceof HttpError) {
-        log.warn("bad request", { status: err.status, error: err.message });
-      } else {log.error("request failed", {
-          error: String(err),
-          stack: err instanceof Error ? err.stack : undefined,
-        });}
-      return res;
+    if (req.method !== "POST") throw new HttpError(405, "use POST", { headers: { allow: "POST" } });
+    const type = req.headers.get("content-type");
+    if (type !== null && !type.toLowerCase().includes("json")) {
+      throw new HttpError(415, "content-type must be application/json");
     }
+    const budget = Math.min(
+      timeoutFromQuery(query) ?? DEFAULT_READ_TIMEOUT_MS,
+      MAX_READ_TIMEOUT_MS,
+    );
+    const deadline = deadlines.after(Math.max(DEADLINE_MARGIN_MS, budget - DEADLINE_MARGIN_MS));
+    const review = decodeReview(await readCapped(req, max, deadline));
 
     const { request } = review;
-    const { result, decision, answer } = answerFor(request, deps.config(), log, metrics);
+    const { decision, result, answer, error } = decide(request, deps.config());
+    if (error !== undefined) {
+      metrics.errors.inc({ reason: "inject_failed" });
+      log.error("injection failed", {
+        uid: request.uid,
+        error: String(error),
+        stack: error instanceof Error ? error.stack : undefined,
+      });
+    }
     const body = encodeResponse(review.apiVersion, request.uid, answer);
     const seconds = (now() - started) / 1000;
     metrics.duration.observe(seconds);
@@ -203,25 +134,47 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     return jsonResponse(200, body);
   }
 
+  /** Counts, logs and answers an error from `/mutate`; the status comes from `toResponse`. */
+  function failed(err: unknown): Response {
+    const status = statusOf(err);
+    if (status === 503) {
+      // Only the in-flight bound answers 503; say so at most once a second.
+      metrics.errors.inc({ reason: "in_flight_limit" });
+      if (limitLog()) log.warn("in-flight limit reached; answering 503", { maxInFlight });
+    } else if (status === 500) {
+      metrics.errors.inc({ reason: "internal" });
+      log.error("request failed", {
+        error: String(err),
+        stack: err instanceof Error ? err.stack : undefined,
+      });
+    } else {
+      metrics.errors.inc({ reason: `http_${status}` });
+      log.warn("bad request", {
+        status,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+    return toResponse(err);
+  }
+
   return async function handler(req: Request): Promise<Response> {
     const { path, query } = pathOf(req.url);
     try {
       switch (path) {
         case "/mutate": {
           if (inFlight >= maxInFlight) {
-            metrics.errors.inc({ reason: "in_flight_limit" });
-            if (now() - lastLimitLog >= 1000) {
-              lastLimitLog = now();
-              log.warn("in-flight limit reached; answering 503", { maxInFlight });
-            }
             await req.body?.cancel();
-            return jsonResponse(503, '{"error":"too many concurrent reviews"}', {
-              "retry-after": "1",
-            });
+            return failed(
+              new HttpError(503, "too many concurrent reviews", {
+                headers: { "retry-after": "1" },
+              }),
+            );
           }
           inFlight++;
           try {
             return await mutate(req, query);
+          } catch (err) {
+            return failed(err);
           } finally {
             inFlight--;
           }
@@ -241,5 +194,28 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       if (!(err instanceof HttpError)) log.error("handler failed", { error: String(err) });
       return toResponse(err);
     }
+  };
+}
+
+/**
+ * The handler for the optional plain-HTTP metrics port: `GET /metrics` from
+ * `handler`, 404 for anything else (the webhook is never served without TLS).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { metricsOnly } from "./handler.ts";
+ * const handler = metricsOnly(() => Promise.resolve(new Response("m 1\n")));
+ * assert.equal((await handler(new Request("http://x/metrics"))).status, 200);
+ * assert.equal((await handler(new Request("http://x/mutate", { method: "POST" }))).status, 404);
+ * ```
+ */
+export function metricsOnly(
+  handler: (req: Request) => Promise<Response>,
+): (req: Request) => Promise<Response> {
+  return async (req) => {
+    if (pathOf(req.url).path === "/metrics" && req.method === "GET") return await handler(req);
+    await req.body?.cancel();
+    return toResponse(new HttpError(404, "only GET /metrics here"));
   };
 }

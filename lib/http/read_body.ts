@@ -97,21 +97,25 @@ export async function readCapped(req: Request, max: number, deadline?: Deadline)
  */
 export class DeadlineSweeper {
   readonly #pending = new Set<{ at: number; onExpire: () => void }>();
+  readonly #now: () => number;
+  readonly #tickMs: number;
+  readonly #idleStopMs: number;
   #timer: ReturnType<typeof setInterval> | undefined;
   #idleTicks = 0;
 
-  constructor(
-    private readonly now: () => number,
-    private readonly tickMs = 25,
-    private readonly idleStopMs = 1000,
-  ) {}
+  /** `tickMs`: how often deadlines are checked; `idleStopMs`: idle time before the timer stops. */
+  constructor(now: () => number, tickMs = 25, idleStopMs = 1000) {
+    this.#now = now;
+    this.#tickMs = tickMs;
+    this.#idleStopMs = idleStopMs;
+  }
 
   /** A deadline `ms` from now. */
   after(ms: number): Deadline {
     return {
       ms,
       arm: (onExpire) => {
-        const entry = { at: this.now() + ms, onExpire };
+        const entry = { at: this.#now() + ms, onExpire };
         this.#pending.add(entry);
         this.#idleTicks = 0;
         this.#start();
@@ -123,7 +127,7 @@ export class DeadlineSweeper {
   #start(): void {
     if (this.#timer !== undefined) return;
     const timer = setInterval(() => {
-      const t = this.now();
+      const t = this.#now();
       for (const entry of this.#pending) {
         if (entry.at > t) continue;
         this.#pending.delete(entry);
@@ -132,11 +136,11 @@ export class DeadlineSweeper {
       // Stop only after ~1 s without pending reads: starting and stopping the interval
       // around every request cost more than the sweep itself.
       this.#idleTicks = this.#pending.size === 0 ? this.#idleTicks + 1 : 0;
-      if (this.#idleTicks * this.tickMs >= this.idleStopMs) {
+      if (this.#idleTicks * this.#tickMs >= this.#idleStopMs) {
         clearInterval(timer);
         this.#timer = undefined;
       }
-    }, this.tickMs);
+    }, this.#tickMs);
     // Not unref'd: a pending read must keep the process alive until its deadline. The
     // interval stops itself after an idle second, so an idle server holds no timer.
     this.#timer = timer;

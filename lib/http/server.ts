@@ -14,7 +14,8 @@
  */
 import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Logger } from "../log.ts";
+import { type Logger, onceEvery } from "../log.ts";
+import { toResponse } from "./errors.ts";
 
 /** Where the server listens, which files hold its pair, and its limits. */
 export interface TlsServerOptions {
@@ -142,13 +143,12 @@ export class TlsServer {
     // Counted here rather than with `maxConnections`, whose 'drop' event Deno does not emit:
     // the refusal must be visible in the log (at most once a second).
     let open = 0;
-    let lastWarn = -Infinity;
+    const limitLog = onceEvery(1000);
     this.#server.on(
       "connection",
       (socket: { destroy(): void; once(e: "close", f: () => void): void }) => {
         if (open >= d.maxConnections) {
-          if (performance.now() - lastWarn >= 1000) {
-            lastWarn = performance.now();
+          if (limitLog()) {
             opts.log.warn("connection limit reached; refusing a connection", {
               maxConnections: d.maxConnections,
             });
@@ -187,9 +187,16 @@ export class TlsServer {
   }
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { request, bodyCancelled } = toRequest(req, this.#origin);
+    let response: Response;
     try {
-      const { request, bodyCancelled } = toRequest(req, this.#origin);
-      const response = await this.#opts.handler(request);
+      response = await this.#opts.handler(request);
+    } catch (err) {
+      // The handler maps its own errors; reaching here is a bug, still answered in one place.
+      this.#opts.log.error("unhandled handler error", { error: String(err) });
+      response = toResponse(err);
+    }
+    try {
       const body = new Uint8Array(await response.arrayBuffer());
       const headers: Record<string, string> = {};
       response.headers.forEach((v, k) => headers[k] = v);
@@ -199,12 +206,8 @@ export class TlsServer {
       res.writeHead(response.status, headers);
       res.end(body);
     } catch (err) {
-      this.#opts.log.error("unhandled handler error", { error: String(err) });
-      if (res.headersSent) res.destroy();
-      else {
-        res.writeHead(500, { "content-type": "application/json", connection: "close" });
-        res.end('{"error":"internal error"}');
-      }
+      this.#opts.log.error("cannot write the response", { error: String(err) });
+      res.destroy();
     }
   }
 

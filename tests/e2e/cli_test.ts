@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { load, loadAll } from "js-yaml";
 import type { Pod } from "kubernetes-types/core/v1.d.ts";
-import { assertInjected } from "../../lib/_assert_injected.ts";
+import { assertInjected } from "../../testing/assert_injected.ts";
 import { assertPod, defaultConfig, parseConfig } from "../../lib/mod.ts";
 import { exec, REPO_ROOT } from "./control_plane/harness.ts";
 

@@ -958,7 +958,7 @@ Deno.test(
         after.count - before.count >= n,
         `apiserver called ${name} ${after.count - before.count}x`,
       );
-      // Nagle + delayed ACK would put every patched answer at ~40-44 ms (see MEASURED.md).
+      // Nagle + delayed ACK (no TCP_NODELAY) would put every patched answer at ~40-44 ms.
       assert.ok(
         after.p50 < 0.02,
         `median apiserver-observed latency over HTTP/1.1 is ${

@@ -14,7 +14,7 @@ import {
   type Webhook,
   type WebhookCerts,
 } from "./control_plane/webhook.ts";
-import { Http1Connection, median } from "../support/http1.ts";
+import { Http1Connection, median } from "../../testing/http1.ts";
 
 const review = Deno.readTextFileSync(`${REPO_ROOT}/testdata/reviews/nginx-v1.json`);
 const opts = { sanitizeOps: false, sanitizeResources: false };

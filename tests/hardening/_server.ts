@@ -3,6 +3,7 @@
  * certificates and start-up via tests/e2e/control_plane/webhook.ts.
  * @module
  */
+import { say } from "../../testing/process.ts";
 import {
   genWebhookCerts,
   startWebhook,
@@ -11,12 +12,9 @@ import {
 } from "../e2e/control_plane/webhook.ts";
 
 export const REPO = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
-const enc = new TextEncoder();
 
 /** Writes a line to stderr (lint forbids console.*). */
-export function note(text: string): void {
-  Deno.stderr.writeSync(enc.encode(text + "\n"));
-}
+export const note: (text: string) => void = say;
 
 /** Generates a CA and a server pair for IP:127.0.0.1 under `<repo>/.tmp/`. */
 export function makeCerts(label: string): Promise<WebhookCerts> {

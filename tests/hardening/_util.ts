@@ -4,8 +4,9 @@
  * @module
  */
 import jsonpatch from "fast-json-patch";
-import { createHandler, defaultConfig, memoryLogger, Metrics } from "../../lib/mod.ts";
-import { podCreateReview } from "../support/reviews.ts";
+import { createHandler, defaultConfig, Metrics } from "../../lib/mod.ts";
+import { memoryLogger } from "../../testing/memory_logger.ts";
+import { podCreateReview } from "../../testing/reviews.ts";
 
 /** A fresh in-process handler and the logger it writes to. */
 export function makeHandler(): {

@@ -7,6 +7,7 @@
  * by the second test. `FUZZ_ITERATIONS` (default 3000) and `FUZZ_SEED` tune it.
  * @module
  */
+import { say } from "../../testing/process.ts";
 import assert from "node:assert/strict";
 import {
   checkAnswer,
@@ -218,11 +219,11 @@ Deno.test(`fuzz: ${ITERATIONS} mutated reviews never make the handler throw or a
     }
   }
   const internal = log.lines.filter((l) => l.level === "error").length;
-  Deno.stderr.writeSync(enc.encode(
+  say(
     `fuzz: seed=${SEED} iterations=${ITERATIONS} by status ${
       JSON.stringify(byStatus)
-    } internal errors logged=${internal}\n`,
-  ));
+    } internal errors logged=${internal}`,
+  );
   assert.deepEqual(failures, [], `${failures.length} failing inputs saved`);
   assert.equal(internal, 0, "the handler logged internal errors (a throw was caught)");
 });

@@ -5,6 +5,7 @@
  * pollute the built-in prototypes.
  * @module
  */
+import { say } from "../../testing/process.ts";
 import assert from "node:assert/strict";
 import {
   assertNoPollution,
@@ -701,11 +702,11 @@ function runCorpus() {
     for (const c of buildCorpus()) outcomes.push(await send(handler, c));
     const byStatus = new Map<number, number>();
     for (const o of outcomes) byStatus.set(o.status, (byStatus.get(o.status) ?? 0) + 1);
-    Deno.stderr.writeSync(enc.encode(
+    say(
       `hostile corpus: ${outcomes.length} cases; by status ${
         JSON.stringify(Object.fromEntries([...byStatus].sort()))
-      }\n`,
-    ));
+      }`,
+    );
     return { outcomes, log };
   })();
   return run;

@@ -4,6 +4,7 @@
  * carry `/` and `~`, and optional fields come and go.
  * @module
  */
+import { say } from "../../testing/process.ts";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import jsonpatch from "fast-json-patch";
@@ -288,7 +289,7 @@ Deno.test("inject(): the generator reaches the interesting cases", () => {
     if (r.warnings.some((w) => w.includes("the shared log volume is mounted at"))) movedMount++;
   }
   const counts = { injected, renamedContainer, renamedVolume, movedMount, native };
-  Deno.stderr.writeSync(new TextEncoder().encode(`inject generator: ${JSON.stringify(counts)}\n`));
+  say(`inject generator: ${JSON.stringify(counts)}`);
   for (const [k, v] of Object.entries(counts)) assert.ok(v >= 20, `${k}=${v} in 2000 samples`);
 });
 

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { nginxReview } from "./_util.ts";
 import type { Webhook } from "../e2e/control_plane/webhook.ts";
-import { buildRequest, Http1Connection } from "../support/http1.ts";
+import { buildRequest, Http1Connection } from "../../testing/http1.ts";
 import { makeCerts, note, spawnServer, withTimeout } from "./_server.ts";
 
 const enc = new TextEncoder();

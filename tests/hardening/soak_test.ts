@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { REPO_ROOT, say } from "../e2e/control_plane/harness.ts";
 import { genWebhookCerts, startWebhook } from "../e2e/control_plane/webhook.ts";
-import { Http1Connection } from "../support/http1.ts";
+import { Http1Connection } from "../../testing/http1.ts";
 
 const seconds = Number(Deno.env.get("SOAK_SECONDS") ?? (Deno.env.get("CI") === "true" ? 120 : 20));
 

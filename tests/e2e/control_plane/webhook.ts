@@ -3,7 +3,7 @@
  * with certificates from the repo's own `k8s/gen-certs.sh`.
  * @module
  */
-import { serveArgs } from "../../support/serve_command.ts";
+import { serveArgs } from "../../../testing/serve_command.ts";
 import { exec, type Proc, REPO_ROOT, say, spawnLogged, tailFile, terminate } from "./harness.ts";
 
 /** TLS material written by `k8s/gen-certs.sh`. */

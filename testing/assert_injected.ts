@@ -1,13 +1,18 @@
 /**
  * Test helper: applies an injection patch and checks what must hold for any
- * pod. Shared by unit, CLI and property tests; not part of the public surface.
+ * pod. Shared by unit, CLI and property tests.
  * @module
  */
 import assert from "node:assert/strict";
 import jsonpatch from "fast-json-patch";
 import type { Container, Pod, VolumeMount } from "kubernetes-types/core/v1.d.ts";
-import type { Config } from "./config.ts";
-import { inject, type InjectionStatus, type Operation, STATUS_ANNOTATION } from "./inject.ts";
+import {
+  type Config,
+  inject,
+  type InjectionStatus,
+  type Operation,
+  STATUS_ANNOTATION,
+} from "../lib/mod.ts";
 
 function unique(values: string[], what: string): void {
   assert.equal(new Set(values).size, values.length, `${what} must be unique: ${values.join(", ")}`);

@@ -5,7 +5,7 @@
  * @module
  */
 
-const config = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)));
+const config = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
 
 /**
  * Splits the `serve` task into Deno's arguments before the script (`run`,

@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { parseCommand, UsageError } from "./options.ts";
+
+const SERVE = ["serve", "--cert", "c.pem", "--key", "k.pem"];
+
+Deno.test("parseCommand() fills serve defaults and reads every serve flag", () => {
+  assert.deepEqual(parseCommand(SERVE), {
+    name: "serve",
+    options: {
+      certFile: "c.pem",
+      keyFile: "k.pem",
+      configFile: undefined,
+      hostname: "0.0.0.0",
+      port: 8443,
+      drainDelayMs: 5000,
+      maxInFlight: 512,
+      maxConnections: 1024,
+      metricsPort: undefined,
+      logLevel: "info",
+    },
+  });
+  const cmd = parseCommand([
+    ...SERVE,
+    "--port=0",
+    "--host",
+    "127.0.0.1",
+    "--config",
+    "/etc/x.yaml",
+    "--drain-delay-ms",
+    "0",
+    "--max-in-flight",
+    "8",
+    "--max-connections",
+    "9",
+    "--metrics-port",
+    "9090",
+    "--log-level",
+    "debug",
+  ]);
+  assert.equal(cmd.name, "serve");
+  if (cmd.name !== "serve") return;
+  assert.equal(cmd.options.port, 0);
+  assert.equal(cmd.options.hostname, "127.0.0.1");
+  assert.equal(cmd.options.configFile, "/etc/x.yaml");
+  assert.equal(cmd.options.drainDelayMs, 0);
+  assert.equal(cmd.options.maxInFlight, 8);
+  assert.equal(cmd.options.maxConnections, 9);
+  assert.equal(cmd.options.metricsPort, 9090);
+  assert.equal(cmd.options.logLevel, "debug");
+});
+
+Deno.test("parseCommand() runs serve when the first argument is a flag", () => {
+  assert.equal(parseCommand(SERVE.slice(1)).name, "serve");
+});
+
+Deno.test("parseCommand() reads inject's -f -, -o and --output=json", () => {
+  assert.deepEqual(parseCommand(["inject", "-f", "-"]), {
+    name: "inject",
+    options: { file: "-", output: "yaml", configFile: undefined },
+  });
+  assert.deepEqual(
+    parseCommand(["inject", "--filename=x.yaml", "--output=json", "--config", "c"]),
+    {
+      name: "inject",
+      options: { file: "x.yaml", output: "json", configFile: "c" },
+    },
+  );
+  assert.deepEqual(parseCommand(["inject", "-f", "a", "-o", "json"]), {
+    name: "inject",
+    options: { file: "a", output: "json", configFile: undefined },
+  });
+});
+
+Deno.test("parseCommand() gives help for help, -h and --help of any command", () => {
+  for (const args of [["help"], ["-h"], ["serve", "--help"], ["inject", "-h"]]) {
+    assert.deepEqual(parseCommand(args), { name: "help" }, args.join(" "));
+  }
+});
+
+const usageErrors: Array<[string[], RegExp]> = [
+  [["inject", "-f", "x", "--port", "9"], /^unknown flag --port$/],
+  [["inject", "-f", "x", "--drain-delay-ms", "5"], /^unknown flag --drain-delay-ms$/],
+  [["serve", "-f", "x"], /^unknown flag -f$/],
+  [["inject", "--bogus"], /^unknown flag --bogus$/],
+  [["deploy"], /^unknown command deploy$/],
+  [["inject", "-f", "a", "b"], /^unexpected argument b$/],
+  [["inject"], /^--filename is required$/],
+  [["inject", "-f", "a", "-o", "xml"], /^-o must be yaml or json$/],
+  [["inject", "-f"], /^-f, --filename needs a value$/],
+  [["serve", "--key", "k"], /^--cert is required$/],
+  [[...SERVE, "--port", "70000"], /^--port must be an integer 0-65535$/],
+  [[...SERVE, "--port", "-1"], /^--port needs a value \(write --port=VALUE if it starts with -\)$/],
+  [[...SERVE, "--port=-1"], /^--port must be an integer 0-65535$/],
+  [[...SERVE, "--max-in-flight", "0"], /^--max-in-flight must be an integer 1-1000000$/],
+  [[...SERVE, "--metrics-port", "x"], /^--metrics-port must be an integer 0-65535$/],
+  [[...SERVE, "--log-level", "loud"], /^--log-level must be debug\|info\|warn\|error$/],
+];
+
+for (const [args, message] of usageErrors) {
+  Deno.test(`parseCommand(${JSON.stringify(args)}) is a usage error`, () => {
+    assert.throws(() => parseCommand(args), (err: unknown) => {
+      assert.ok(err instanceof UsageError, `UsageError, got ${err}`);
+      assert.match(err.message, message);
+      return true;
+    });
+  });
+}
