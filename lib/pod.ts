@@ -1,6 +1,11 @@
 /**
  * Validation of the Pod fields the injector reads. Input arrives as `unknown`;
- * after `parsePod` it is a typed `Pod` and nothing downstream re-checks it.
+ * after `assertPod` it is a typed `Pod` and nothing downstream re-checks it.
+ *
+ * `null` means "unset", as Kubernetes decodes it (an empty YAML key such as
+ * `annotations:` is null): such keys are removed from the fields read here,
+ * so downstream code sees `undefined`. A JSON Patch built afterwards still
+ * applies to the original, where `add` replaces the null.
  * @module
  */
 import { isRecord } from "./_record.ts";
@@ -16,10 +21,15 @@ function fail(path: string, want: string, got: unknown): never {
   throw new InvalidPodError(`${path} must be ${want}, got ${kind}`);
 }
 
+/** `obj[key]`, after dropping it when it is null (unset). */
+function field(obj: Record<string, unknown>, key: string): unknown {
+  if (obj[key] === null) delete obj[key];
+  return obj[key];
+}
+
 function optionalString(obj: Record<string, unknown>, key: string, path: string): void {
-  if (obj[key] !== undefined && typeof obj[key] !== "string") {
-    fail(`${path}.${key}`, "a string", obj[key]);
-  }
+  const v = field(obj, key);
+  if (v !== undefined && typeof v !== "string") fail(`${path}.${key}`, "a string", v);
 }
 
 function stringMap(v: unknown, path: string): void {
@@ -46,16 +56,16 @@ function namedList(
 }
 
 function container(c: Record<string, unknown>, path: string): void {
-  namedList(c.volumeMounts, `${path}.volumeMounts`, (m, p) => {
+  namedList(field(c, "volumeMounts"), `${path}.volumeMounts`, (m, p) => {
     if (typeof m.mountPath !== "string") fail(`${p}.mountPath`, "a string", m.mountPath);
   });
-  namedList(c.volumeDevices, `${path}.volumeDevices`, (d, p) => {
+  namedList(field(c, "volumeDevices"), `${path}.volumeDevices`, (d, p) => {
     if (typeof d.devicePath !== "string") fail(`${p}.devicePath`, "a string", d.devicePath);
   });
 }
 
 /**
- * Checks the fields `inject` reads and narrows `value` to `Pod`.
+ * Checks the fields `inject` reads and narrows `value` to `Pod`; null ones are dropped.
  *
  * @throws {InvalidPodError} naming the first wrong field.
  * @example Usage
@@ -70,19 +80,18 @@ function container(c: Record<string, unknown>, path: string): void {
  */
 export function assertPod(value: unknown, path = "pod"): asserts value is Pod {
   if (!isRecord(value)) fail(path, "an object", value);
-  const meta = value.metadata;
+  const meta = field(value, "metadata");
   if (meta !== undefined) {
     if (!isRecord(meta)) fail(`${path}.metadata`, "an object", meta);
     for (const key of ["name", "generateName", "namespace"]) {
       optionalString(meta, key, `${path}.metadata`);
     }
-    stringMap(meta.annotations, `${path}.metadata.annotations`);
-    stringMap(meta.labels, `${path}.metadata.labels`);
-    if (meta.ownerReferences !== undefined) {
-      if (!Array.isArray(meta.ownerReferences)) {
-        fail(`${path}.metadata.ownerReferences`, "an array", meta.ownerReferences);
-      }
-      meta.ownerReferences.forEach((o: unknown, i) => {
+    stringMap(field(meta, "annotations"), `${path}.metadata.annotations`);
+    stringMap(field(meta, "labels"), `${path}.metadata.labels`);
+    const owners = field(meta, "ownerReferences");
+    if (owners !== undefined) {
+      if (!Array.isArray(owners)) fail(`${path}.metadata.ownerReferences`, "an array", owners);
+      owners.forEach((o: unknown, i) => {
         const p = `${path}.metadata.ownerReferences[${i}]`;
         if (!isRecord(o)) fail(p, "an object", o);
         optionalString(o, "kind", p);
@@ -91,9 +100,11 @@ export function assertPod(value: unknown, path = "pod"): asserts value is Pod {
   }
   const spec = value.spec;
   if (!isRecord(spec)) fail(`${path}.spec`, "an object", spec);
+  // Unset containers decode as none: such a pod is skipped, not refused.
+  if (spec.containers === null) spec.containers = [];
   if (!Array.isArray(spec.containers)) fail(`${path}.spec.containers`, "an array", spec.containers);
   namedList(spec.containers, `${path}.spec.containers`, container);
-  namedList(spec.initContainers, `${path}.spec.initContainers`, container);
-  namedList(spec.ephemeralContainers, `${path}.spec.ephemeralContainers`);
-  namedList(spec.volumes, `${path}.spec.volumes`);
+  namedList(field(spec, "initContainers"), `${path}.spec.initContainers`, container);
+  namedList(field(spec, "ephemeralContainers"), `${path}.spec.ephemeralContainers`);
+  namedList(field(spec, "volumes"), `${path}.spec.volumes`);
 }

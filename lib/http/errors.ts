@@ -24,6 +24,15 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * The client closed the connection before its request was complete (a load
+ * balancer, an apiserver call that timed out, the end of a benchmark). Not a
+ * server fault: nothing can be answered, and it is logged at debug only.
+ */
+export class ClientClosedError extends Error {
+  override name = "ClientClosedError";
+}
+
 const encoder = new TextEncoder();
 const JSON_HEADERS = { "content-type": "application/json" };
 
@@ -42,7 +51,10 @@ export function jsonResponse(
 /** The status for `err`; 500 for anything that is not a known client or load error. */
 export function statusOf(err: unknown): ErrorStatus | 500 {
   if (err instanceof HttpError) return err.status;
-  if (err instanceof InvalidReviewError || err instanceof InvalidPodError) return 400;
+  if (
+    err instanceof InvalidReviewError || err instanceof InvalidPodError ||
+    err instanceof ClientClosedError
+  ) return 400;
   return 500;
 }
 

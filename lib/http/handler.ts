@@ -7,7 +7,7 @@ import { decide } from "../admission/decide.ts";
 import { decodeReview, encodeResponse, type Review } from "../admission/review.ts";
 import { type Logger, onceEvery } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { HttpError, jsonResponse, statusOf, toResponse } from "./errors.ts";
+import { ClientClosedError, HttpError, jsonResponse, statusOf, toResponse } from "./errors.ts";
 import { DeadlineSweeper, readCapped } from "./read_body.ts";
 
 /** kube-apiserver sends at most ~3 MiB; leave room, refuse the rest. */
@@ -137,7 +137,11 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   /** Counts, logs and answers an error from `/mutate`; the status comes from `toResponse`. */
   function failed(err: unknown): Response {
     const status = statusOf(err);
-    if (status === 503) {
+    if (err instanceof ClientClosedError) {
+      // Nobody is left to answer; operators alert on errors, so this is counted, not alarmed.
+      metrics.errors.inc({ reason: "client_closed" });
+      log.debug("client closed the connection mid-request");
+    } else if (status === 503) {
       // Only the in-flight bound answers 503; say so at most once a second.
       metrics.errors.inc({ reason: "in_flight_limit" });
       if (limitLog()) log.warn("in-flight limit reached; answering 503", { maxInFlight });

@@ -15,7 +15,7 @@
 import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type Logger, onceEvery } from "../log.ts";
-import { toResponse } from "./errors.ts";
+import { ClientClosedError, toResponse } from "./errors.ts";
 
 /** Where the server listens, which files hold its pair, and its limits. */
 export interface TlsServerOptions {
@@ -87,8 +87,21 @@ function toRequest(
         controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
         if ((controller.desiredSize ?? 0) <= 0) req.pause();
       });
-      req.on("end", () => controller.close());
-      req.on("error", (err: Error) => controller.error(err));
+      let settled = false;
+      const gone = (cause?: Error) => {
+        if (settled) return;
+        settled = true;
+        controller.error(
+          new ClientClosedError("client closed the connection mid-request", { cause }),
+        );
+      };
+      req.on("end", () => {
+        settled = true;
+        controller.close();
+      });
+      // A client that goes away mid-body: "aborted"/ECONNRESET, or a close before the end.
+      req.on("error", (err: Error) => gone(err));
+      req.on("close", () => gone());
     },
     pull() {
       req.resume();

@@ -108,3 +108,35 @@ Deno.test("main.ts inject exits non-zero with a message on bad input", async () 
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /unknown flag --bogus/);
 });
+
+Deno.test("main.ts inject accepts empty YAML keys (null = unset), as kubectl apply does", async () => {
+  const r = await inject(["-f", "testdata/pods/empty-keys.yaml"]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = podFrom(load(r.stdout));
+  assert.deepEqual(out.spec?.containers.map((c) => c.name), ["app", "fluentd"]);
+  assert.equal(out.spec?.containers[0]?.volumeMounts?.[0]?.mountPath, "/var/log/app");
+  assert.ok(out.metadata?.annotations?.["sidecar-injector.io/status"]);
+  const wrong = await inject(
+    ["-f", "-"],
+    "kind: Pod\nmetadata:\n  annotations: [a]\nspec:\n  containers: []\n",
+  );
+  assert.equal(wrong.code, 2);
+  assert.match(wrong.stderr, /Pod\.metadata\.annotations must be a map of strings, got array/);
+});
+
+Deno.test("the README's log-writer pod gets the log volume mounted where it writes", async () => {
+  const r = await inject(["-f", "testdata/pods/log-writer.yaml"]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = podFrom(load(r.stdout));
+  const [app, ...rest] = [...(out.spec?.containers ?? []), ...(out.spec?.initContainers ?? [])];
+  const script = app?.args?.join(" ") ?? "";
+  const target = /\$\{?i\}?" >> (\S+)\/([^/\s;]+\.log)/.exec(script);
+  assert.ok(target, `the example writes a *.log file: ${script}`);
+  const dir = target[1];
+  assert.ok(app?.volumeMounts?.some((m) => m.mountPath === dir), `app mounts ${dir}`);
+  const agent = rest.find((c) => c.name === "fluentd");
+  assert.ok(agent, "the agent is there");
+  const volume = app?.volumeMounts?.find((m) => m.mountPath === dir)?.name;
+  assert.ok(agent.volumeMounts?.some((m) => m.name === volume && m.mountPath === dir));
+  assert.match(Deno.readTextFileSync(`${REPO_ROOT}/README.md`), /testdata\/pods\/log-writer\.yaml/);
+});

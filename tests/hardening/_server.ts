@@ -27,8 +27,14 @@ export function makeCerts(label: string): Promise<WebhookCerts> {
  */
 export function spawnServer(
   certs: WebhookCerts,
-  opts: { name?: string; drainDelayMs?: number; cert?: string; key?: string; waitReady?: boolean } =
-    {},
+  opts: {
+    name?: string;
+    drainDelayMs?: number;
+    cert?: string;
+    key?: string;
+    waitReady?: boolean;
+    extraArgs?: string[];
+  } = {},
 ): Promise<Webhook> {
   return startWebhook({
     certs: { ...certs, tlsCrt: opts.cert ?? certs.tlsCrt, tlsKey: opts.key ?? certs.tlsKey },
@@ -36,6 +42,7 @@ export function spawnServer(
     timeoutMs: 30_000,
     ...(opts.drainDelayMs === undefined ? {} : { drainDelayMs: opts.drainDelayMs }),
     ...(opts.waitReady === undefined ? {} : { waitReady: opts.waitReady }),
+    ...(opts.extraArgs === undefined ? {} : { extraArgs: opts.extraArgs }),
   });
 }
 
