@@ -22,8 +22,16 @@ export type Output =
   | { type: "forward"; host: string; port: number }
   | { type: "raw"; config: string };
 
-/** How the sidecar is added: a regular container, or a native sidecar (init container with `restartPolicy: Always`). */
-export type Mode = "auto" | "native" | "classic";
+/**
+ * How the sidecar is added: `native`, an init container with `restartPolicy:
+ * Always` (Kubernetes >= 1.29: started before the app containers, stopped
+ * after them, never keeps a pod from completing), or `classic`, a regular
+ * container, for older clusters.
+ */
+export type Mode = "native" | "classic";
+
+/** Accepted for `mode` in a config file; `auto` is the former default, now the same as `native`. */
+const MODES = ["native", "classic", "auto"] as const;
 
 /** One named sidecar template. */
 export interface Profile {
@@ -45,8 +53,6 @@ export interface Profile {
 export interface Config {
   defaultProfile: string;
   mode: Mode;
-  /** The cluster runs native sidecars (Kubernetes >= 1.29): `auto` then uses them for every pod. */
-  nativeSidecars: boolean;
   /** What to answer when injection throws for a pod: admit it unchanged (`allow`) or reject it (`deny`). */
   onError: "allow" | "deny";
   excludeNamespaces: string[];
@@ -125,8 +131,7 @@ export function defaultConfig(): Config {
 function buildDefaults(): Config {
   return {
     defaultProfile: "fluentd",
-    mode: "auto",
-    nativeSidecars: false,
+    mode: "native",
     onError: "allow",
     excludeNamespaces: [...SYSTEM_NAMESPACES],
     profiles: { "fluentd": AGENT_DEFAULTS.fluentd(), "fluent-bit": AGENT_DEFAULTS["fluent-bit"]() },
@@ -169,12 +174,12 @@ export function parseConfig(text: string, source = "config"): Config {
     "profiles",
   ]);
   const config = buildDefaults();
-  if (obj.mode !== undefined) {
-    config.mode = r.oneOf(obj.mode, "mode", ["auto", "native", "classic"]);
-  }
-  if (obj.nativeSidecars !== undefined) {
-    config.nativeSidecars = r.boolean(obj.nativeSidecars, "nativeSidecars");
-  }
+  const mode = obj.mode === undefined ? "auto" : r.oneOf(obj.mode, "mode", MODES);
+  // Older config files said `nativeSidecars: false` for clusters without native sidecars;
+  // with `mode` unset or `auto` that still means classic, so an upgrade never breaks them.
+  const native = obj.nativeSidecars === undefined ||
+    r.boolean(obj.nativeSidecars, "nativeSidecars");
+  config.mode = mode === "auto" ? (native ? "native" : "classic") : mode;
   if (obj.onError !== undefined) {
     config.onError = r.oneOf(obj.onError, "onError", ["allow", "deny"]);
   }

@@ -41,6 +41,6 @@ Deno.test("ConfigSource reloads good -> bad -> good, serving the last good confi
 Deno.test("ConfigSource.open() throws on an invalid file so startup fails", async () => {
   await assert.rejects(
     ConfigSource.open("/cfg.yaml", { read: () => Promise.resolve("mode: 3\n") }),
-    /\/cfg\.yaml: mode: must be one of auto, native, classic, got number 3/,
+    /\/cfg\.yaml: mode: must be one of native, classic, auto, got number 3/,
   );
 });

@@ -56,7 +56,7 @@ Deno.test("parseConfig() always keeps the system namespaces excluded", () => {
 });
 
 const errors: Array<[string, RegExp]> = [
-  ["mode: sometimes", /^cfg\.yaml: mode: must be one of auto, native, classic, got "sometimes"$/],
+  ["mode: sometimes", /^cfg\.yaml: mode: must be one of native, classic, auto, got "sometimes"$/],
   ["colour: blue", /^cfg\.yaml: colour: unknown key \(expected one of: defaultProfile, mode,/],
   [
     "defaultProfile: nope",

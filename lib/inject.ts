@@ -5,19 +5,25 @@
  */
 import type { Operation } from "fast-json-patch";
 import type { Container, Pod, Volume, VolumeMount } from "kubernetes-types/core/v1.d.ts";
-import type { Config, Profile } from "./config.ts";
+import type { Config, Mode, Profile } from "./config.ts";
 import { AGENT_CONFIG_DIR } from "./_config_profile.ts";
 import { checkImage, checkLogDir, checkQuantity, DNS_LABEL_MAX, quantity } from "./_fields.ts";
+import {
+  isWindowsPod,
+  MIRROR_ANNOTATION,
+  runsToCompletion,
+  type SkipReason,
+} from "./_eligibility.ts";
 import { pointer } from "./_pointer.ts";
 import { renderSidecar, type SidecarNames } from "./sidecar.ts";
 
-export type { Operation };
+export type { Operation, SkipReason };
 
 /** Prefix of every annotation the injector reads or writes. */
 export const ANNOTATION_PREFIX = "sidecar-injector.io/";
 /** Written on injected pods; its presence means "already injected". */
 export const STATUS_ANNOTATION = "sidecar-injector.io/status";
-/** `"false"` opts a pod out. */
+/** `"false"` opts a pod out, as an annotation or as a label. */
 export const INJECT_ANNOTATION = "sidecar-injector.io/inject";
 /** Every `sidecar-injector.io/<name>` pod annotation the injector reads or writes. */
 export const POD_ANNOTATIONS: readonly string[] = [
@@ -28,6 +34,7 @@ export const POD_ANNOTATIONS: readonly string[] = [
   "cpu-request",
   "memory-limit",
   "containers",
+  "mode",
   "status",
 ];
 /** Marker of the original (Flask) injector; also means "already injected". */
@@ -37,8 +44,6 @@ export const LEGACY_ANNOTATION = "sidecar-injected";
 export interface InjectContext {
   /** The request's namespace; pods from controllers often carry none in metadata. */
   namespace?: string | undefined;
-  /** Kind of the pod's owner when the pod is a template (`Job` for Jobs and CronJobs). */
-  ownerKind?: string | undefined;
 }
 
 /** Whether `inject` changed the pod. */
@@ -47,12 +52,14 @@ export type InjectDecision = "injected" | "skipped";
 /** The outcome for one pod. `patch` is empty when nothing changes. */
 export interface InjectResult {
   decision: InjectDecision;
-  /** Why the pod was skipped; empty when injected. */
+  /** Why the pod was skipped, for people; empty when injected. */
   reason: string;
+  /** Why the pod was skipped, as a metric label; absent when injected. */
+  skip?: SkipReason;
   patch: Operation[];
   warnings: string[];
   profile?: string;
-  mode?: "classic" | "native";
+  mode?: Mode;
 }
 
 /** The status annotation's JSON value. */
@@ -62,17 +69,18 @@ export interface InjectionStatus {
   sidecar: string;
   image: string;
   volume: string;
-  mode: "classic" | "native";
+  mode: Mode;
 }
 
 /** Appended to the profile's volume name for the agent's ConfigMap volume. */
 const CONFIG_VOLUME_SUFFIX = "-config";
 
-const skip = (reason: string, warnings: string[] = []): InjectResult => ({
+const skip = (skip: SkipReason, reason: string, warnings: string[] = []): InjectResult => ({
   decision: "skipped",
   reason,
+  skip,
   patch: [],
-  warnings,
+  warnings: warnings.map(capWarning),
 });
 
 /**
@@ -88,7 +96,8 @@ const skip = (reason: string, warnings: string[] = []): InjectResult => ({
  * const pod: Pod = { metadata: { name: "web" }, spec: { containers: [{ name: "nginx", image: "nginx" }] } };
  * const result = inject(pod, defaultConfig(), { namespace: "default" });
  * const out: Pod = jsonpatch.applyPatch(structuredClone(pod), result.patch).newDocument;
- * assert.deepEqual(out.spec?.containers.map((c) => c.name), ["nginx", "fluentd"]);
+ * assert.deepEqual(out.spec?.containers.map((c) => c.name), ["nginx"]);
+ * assert.deepEqual(out.spec?.initContainers?.map((c) => [c.name, c.restartPolicy]), [["fluentd", "Always"]]);
  * assert.equal(out.spec?.containers[0]?.volumeMounts?.[0]?.mountPath, "/var/log/app");
  * ```
  */
@@ -96,31 +105,48 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
   const annotations = pod.metadata?.annotations ?? {};
   const namespace = context.namespace || pod.metadata?.namespace || "";
   if (namespace && config.excludeNamespaces.includes(namespace)) {
-    return skip(`namespace ${namespace} is excluded`);
+    return skip("excluded_namespace", `namespace ${namespace} is excluded`);
   }
   if (
     Object.hasOwn(annotations, STATUS_ANNOTATION) || Object.hasOwn(annotations, LEGACY_ANNOTATION)
   ) {
-    return skip("already injected");
+    return skip("already_injected", "already injected");
+  }
+  if (Object.hasOwn(annotations, MIRROR_ANNOTATION)) {
+    return skip("mirror_pod", "mirror pod of a static pod (the kubelet owns it)");
   }
   const warnings: string[] = [];
   const optIn = readAnnotation(annotations, "inject");
   if (optIn !== undefined) {
     const v = optIn.trim().toLowerCase();
-    if (v === "false") return skip("opted out by annotation");
+    if (v === "false") return skip("opted_out", "opted out by annotation");
     if (v !== "true") {
       warnings.push(invalid("inject", optIn, 'must be "true" or "false"; injecting'));
     }
   }
+  if (pod.metadata?.labels?.[INJECT_ANNOTATION] === "false") {
+    return skip("opted_out", "opted out by label");
+  }
   const spec = pod.spec;
-  if (!spec || spec.containers.length === 0) return skip("pod has no containers");
+  if (!spec || spec.containers.length === 0) return skip("no_containers", "pod has no containers");
+  if (isWindowsPod(spec)) {
+    return skip("windows", "Windows pod: the log agent is a Linux container", [
+      ...warnings,
+      "sidecar-injector: Windows pod: no log agent injected (the agent is a Linux container)",
+    ]);
+  }
 
+  const mode = chooseMode(annotations, config, warnings);
+  if (mode === "classic" && runsToCompletion(spec)) {
+    const why = `restartPolicy ${spec.restartPolicy} in classic mode: a classic sidecar never ` +
+      "exits, so the pod could never complete";
+    return skip("run_to_completion", why, [
+      ...warnings,
+      `sidecar-injector: no log agent injected: ${why}; use mode native (Kubernetes >= 1.29)`,
+    ]);
+  }
+  const native = mode === "native";
   const { name: profileName, profile } = chooseProfile(annotations, config, warnings);
-  const isJob = context.ownerKind === "Job" ||
-    (pod.metadata?.ownerReferences ?? []).some((o) => o.kind === "Job");
-  const native = config.mode === "native" ||
-    (config.mode === "auto" && (config.nativeSidecars || isJob));
-  const mode = native ? "native" : "classic";
 
   const containerNames = new Set(
     [...spec.containers, ...(spec.initContainers ?? []), ...(spec.ephemeralContainers ?? [])].map((
@@ -275,6 +301,19 @@ function uniqueMountPath(c: Container, logDir: string, warnings: string[]): stri
     );
   }
   return path;
+}
+
+/** The pod's `mode` annotation when valid, else the config's. */
+function chooseMode(annotations: Record<string, string>, config: Config, warnings: string[]): Mode {
+  let mode = config.mode;
+  withAnnotation(
+    annotations,
+    "mode",
+    warnings,
+    (v) => v === "native" || v === "classic" ? undefined : 'must be "native" or "classic"',
+    (v) => mode = v === "native" ? "native" : "classic",
+  );
+  return mode;
 }
 
 function chooseProfile(

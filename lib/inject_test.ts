@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import jsonpatch from "fast-json-patch";
 import { load } from "js-yaml";
-import type { Pod } from "kubernetes-types/core/v1.d.ts";
+import type { Container, Pod } from "kubernetes-types/core/v1.d.ts";
 import { assertInjected } from "../testing/assert_injected.ts";
 import { type Config, defaultConfig, parseConfig } from "./config.ts";
 import { inject, type InjectionStatus, STATUS_ANNOTATION } from "./inject.ts";
@@ -20,6 +20,13 @@ function run(pod: Pod, config: Config = defaultConfig(), namespace = "default") 
   return { result, out: result.patch.length ? assertInjected(pod, result.patch, config) : pod };
 }
 
+/** The injected agent: a native sidecar (init container) by default, else a container. */
+function agent(pod: Pod, name = "fluentd"): Container | undefined {
+  return [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])].find((c) =>
+    c.name === name
+  );
+}
+
 function status(pod: Pod): InjectionStatus {
   return JSON.parse(pod.metadata?.annotations?.[STATUS_ANNOTATION] ?? "null");
 }
@@ -33,15 +40,17 @@ Deno.test("inject() gives the minimal nginx pod the sidecar, volume, mount and s
     "add /metadata/annotations",
     "add /spec/volumes",
     "add /spec/containers/0/volumeMounts",
-    "add /spec/containers/-",
+    "add /spec/initContainers",
   ]);
   assert.deepEqual(out.spec?.volumes, [{ name: "app-logs", emptyDir: {} }]);
   assert.deepEqual(out.spec?.containers[0]?.volumeMounts, [{
     name: "app-logs",
     mountPath: "/var/log/app",
   }]);
-  const sidecar = out.spec?.containers[1];
+  assert.deepEqual(out.spec?.containers.map((c) => c.name), ["nginx"]);
+  const sidecar = out.spec?.initContainers?.[0];
   assert.equal(sidecar?.name, "fluentd");
+  assert.equal(sidecar?.restartPolicy, "Always");
   assert.equal(sidecar?.image, "fluent/fluentd:v1.17-1");
   assert.deepEqual(status(out), {
     version: 1,
@@ -49,7 +58,7 @@ Deno.test("inject() gives the minimal nginx pod the sidecar, volume, mount and s
     sidecar: "fluentd",
     image: "fluent/fluentd:v1.17-1",
     volume: "app-logs",
-    mode: "classic",
+    mode: "native",
   });
 });
 
@@ -61,7 +70,7 @@ Deno.test("inject() matches the golden patch for the nginx pod", () => {
 
 Deno.test("inject() makes a sidecar that passes Pod Security restricted and has resources", () => {
   const { out } = run(fixture("nginx.yaml"));
-  const sidecar = out.spec?.containers[1];
+  const sidecar = agent(out);
   const sc = sidecar?.securityContext;
   assert.equal(sc?.runAsNonRoot, true);
   assert.equal(sc?.allowPrivilegeEscalation, false);
@@ -76,7 +85,7 @@ Deno.test("inject() makes a sidecar that passes Pod Security restricted and has 
 
 Deno.test("inject() configures fluentd inline to tail the shared log dir", () => {
   const { out } = run(fixture("nginx.yaml"));
-  const sidecar = out.spec?.containers[1];
+  const sidecar = agent(out);
   assert.deepEqual(sidecar?.command, ["fluentd"]);
   const config = sidecar?.args?.[3] ?? "";
   assert.deepEqual(sidecar?.args?.slice(0, 3), ["-c", "/dev/null", "-i"]);
@@ -122,8 +131,9 @@ Deno.test("inject() renames on collisions and warns about each", () => {
 Deno.test("inject() mounts the log volume in all 12 app containers and no init container", () => {
   const { result, out } = run(fixture("many-containers.yaml"));
   assert.equal(result.decision, "injected");
-  assert.equal(out.spec?.containers.length, 13);
-  assert.equal(out.spec?.initContainers?.length, 2);
+  assert.equal(out.spec?.containers.length, 12);
+  assert.equal(out.spec?.initContainers?.length, 3, "two of the pod's own, then the agent");
+  assert.equal(out.spec?.initContainers?.at(-1)?.name, "fluentd");
 });
 
 for (
@@ -156,7 +166,7 @@ Deno.test("inject() creates metadata when the pod has none", () => {
   assert.equal(result.patch[0]?.path, "/metadata");
 });
 
-Deno.test("inject() uses a native sidecar for a Job's pod in auto mode", () => {
+Deno.test("inject() puts the native sidecar after the pod's own init containers", () => {
   const pod = fixture("job-pod.yaml");
   const { result, out } = run(pod, defaultConfig(), "batch");
   assert.equal(result.mode, "native");
@@ -165,13 +175,17 @@ Deno.test("inject() uses a native sidecar for a Job's pod in auto mode", () => {
   assert.deepEqual(out.spec?.containers.map((c) => c.name), ["report"]);
 });
 
-Deno.test("inject() follows the configured mode", () => {
-  const job = fixture("job-pod.yaml");
-  assert.equal(inject(job, parseConfig("mode: classic")).mode, "classic");
-  assert.equal(inject(fixture("nginx.yaml"), parseConfig("mode: native")).mode, "native");
-  assert.equal(inject(fixture("nginx.yaml"), parseConfig("nativeSidecars: true")).mode, "native");
-  assert.equal(inject(fixture("nginx.yaml"), defaultConfig()).mode, "classic");
-  run(fixture("nginx.yaml"), parseConfig("mode: native"));
+Deno.test("inject() follows the configured mode; native by default", () => {
+  const nginx = () => fixture("nginx.yaml");
+  assert.equal(inject(nginx(), defaultConfig()).mode, "native");
+  assert.equal(inject(nginx(), parseConfig("mode: native")).mode, "native");
+  assert.equal(inject(nginx(), parseConfig("mode: auto")).mode, "native", "former default");
+  assert.equal(inject(nginx(), parseConfig("mode: classic")).mode, "classic");
+  assert.equal(inject(nginx(), parseConfig("nativeSidecars: false")).mode, "classic");
+  assert.equal(inject(nginx(), parseConfig("mode: native\nnativeSidecars: false")).mode, "native");
+  const { out } = run(nginx(), parseConfig("mode: classic"));
+  assert.deepEqual(out.spec?.containers.map((c) => c.name), ["nginx", "fluentd"]);
+  assert.equal(agent(out)?.restartPolicy, undefined);
 });
 
 Deno.test("inject() excludes the injector's own namespace when configured", () => {
@@ -196,4 +210,157 @@ Deno.test("inject() result patches apply with applyPatch validation on every fix
     const errors = jsonpatch.validate(structuredClone(result.patch), structuredClone(pod));
     assert.equal(errors, undefined, entry.name);
   }
+});
+
+const basic = (spec: Record<string, unknown> = {}, meta: Record<string, unknown> = {}): Pod => {
+  const pod: unknown = {
+    metadata: { name: "p", ...meta },
+    spec: { containers: [{ name: "app", image: "x" }], ...spec },
+  };
+  assertPod(pod);
+  return pod;
+};
+
+Deno.test("inject() never gives a Windows pod the Linux agent, and says so", () => {
+  const windows: Array<[string, Record<string, unknown>]> = [
+    ["spec.os.name", { os: { name: "windows" } }],
+    ["nodeSelector", { nodeSelector: { "kubernetes.io/os": "windows" } }],
+    ["required node affinity", {
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [
+              {
+                matchExpressions: [{
+                  key: "kubernetes.io/os",
+                  operator: "In",
+                  values: ["windows"],
+                }],
+              },
+              {
+                matchExpressions: [
+                  { key: "zone", operator: "In", values: ["a"] },
+                  { key: "kubernetes.io/os", operator: "In", values: ["windows"] },
+                ],
+              },
+            ],
+          },
+        },
+      },
+    }],
+  ];
+  for (const [what, spec] of windows) {
+    const r = inject(basic(spec), defaultConfig());
+    assert.equal(r.decision, "skipped", what);
+    assert.equal(r.skip, "windows", what);
+    assert.match(r.warnings.join("\n"), /Windows pod: no log agent injected/, what);
+  }
+  const linux: Array<[string, Record<string, unknown>]> = [
+    ["os linux", { os: { name: "linux" } }],
+    ["nodeSelector linux", { nodeSelector: { "kubernetes.io/os": "linux" } }],
+    ["affinity with one non-Windows term", {
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [
+              {
+                matchExpressions: [{
+                  key: "kubernetes.io/os",
+                  operator: "In",
+                  values: ["windows"],
+                }],
+              },
+              { matchExpressions: [{ key: "zone", operator: "In", values: ["a"] }] },
+            ],
+          },
+        },
+      },
+    }],
+    ["affinity allowing linux too", {
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [{
+              matchExpressions: [{
+                key: "kubernetes.io/os",
+                operator: "In",
+                values: ["windows", "linux"],
+              }],
+            }],
+          },
+        },
+      },
+    }],
+  ];
+  for (const [what, spec] of linux) {
+    assert.equal(inject(basic(spec), defaultConfig()).decision, "injected", what);
+  }
+});
+
+Deno.test("inject() gives run-to-completion pods a native sidecar, whatever owns them", () => {
+  for (const restartPolicy of ["Never", "OnFailure"]) {
+    const { result, out } = run(basic({ restartPolicy }));
+    assert.equal(result.mode, "native");
+    assert.equal(agent(out)?.restartPolicy, "Always");
+    assert.deepEqual(out.spec?.containers.map((c) => c.name), ["app"]);
+  }
+});
+
+Deno.test("inject() in classic mode skips run-to-completion pods with a warning", () => {
+  const classic = parseConfig("mode: classic");
+  for (const restartPolicy of ["Never", "OnFailure"]) {
+    const r = inject(basic({ restartPolicy }), classic);
+    assert.equal(r.decision, "skipped");
+    assert.equal(r.skip, "run_to_completion");
+    assert.match(r.reason, new RegExp(`restartPolicy ${restartPolicy} in classic mode`));
+    assert.match(r.warnings[0] ?? "", /could never complete; use mode native/);
+  }
+  assert.equal(inject(basic({ restartPolicy: "Always" }), classic).mode, "classic");
+  assert.equal(inject(basic(), classic).mode, "classic");
+});
+
+Deno.test("inject() honours the sidecar-injector.io/mode annotation and warns on bad values", () => {
+  const mode = (v: string) => ({ annotations: { "sidecar-injector.io/mode": v } });
+  assert.equal(inject(basic({}, mode("classic")), defaultConfig()).mode, "classic");
+  const native = inject(
+    basic({ restartPolicy: "Never" }, mode("native")),
+    parseConfig("mode: classic"),
+  );
+  assert.equal(native.mode, "native", "a per-pod native overrides a classic config");
+  const bad = inject(basic({}, mode("sidecar")), defaultConfig());
+  assert.equal(bad.mode, "native");
+  assert.match(
+    bad.warnings.join("\n"),
+    /sidecar-injector\.io\/mode="sidecar" ignored: must be "native" or "classic"/,
+  );
+});
+
+Deno.test("inject() keeps the pod's own init containers and native sidecars in order, ours last", () => {
+  const { out } = run(basic({
+    initContainers: [
+      { name: "setup", image: "x" },
+      { name: "proxy", image: "x", restartPolicy: "Always" },
+      { name: "migrate", image: "x" },
+    ],
+  }));
+  assert.deepEqual(out.spec?.initContainers?.map((c) => c.name), [
+    "setup",
+    "proxy",
+    "migrate",
+    "fluentd",
+  ]);
+});
+
+Deno.test("inject() skips mirror pods and pods opted out by label", () => {
+  const mirror = inject(
+    basic({}, { annotations: { "kubernetes.io/config.mirror": "abc" } }),
+    defaultConfig(),
+  );
+  assert.equal(mirror.skip, "mirror_pod");
+  const label = inject(
+    basic({}, { labels: { "sidecar-injector.io/inject": "false" } }),
+    defaultConfig(),
+  );
+  assert.equal(label.skip, "opted_out");
+  assert.equal(label.reason, "opted out by label");
 });

@@ -78,6 +78,10 @@ export class Metrics {
     "sidecar_injector_admissions_total",
     "Admission reviews answered, by decision and profile.",
   );
+  readonly skipped = new Counter(
+    "sidecar_injector_skipped_total",
+    "Pod creates answered without injecting, by reason (windows, opted_out, run_to_completion, ...).",
+  );
   readonly errors = new Counter(
     "sidecar_injector_errors_total",
     "Requests that failed, by reason.",
@@ -116,6 +120,7 @@ export class Metrics {
   render(): string {
     return [
       this.admissions.render(),
+      this.skipped.render(),
       this.errors.render(),
       this.duration.render(),
       this.configReloads.render(),

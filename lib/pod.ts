@@ -107,4 +107,49 @@ export function assertPod(value: unknown, path = "pod"): asserts value is Pod {
   namedList(field(spec, "initContainers"), `${path}.spec.initContainers`, container);
   namedList(field(spec, "ephemeralContainers"), `${path}.spec.ephemeralContainers`);
   namedList(field(spec, "volumes"), `${path}.spec.volumes`);
+  optionalString(spec, "restartPolicy", `${path}.spec`);
+  stringMap(field(spec, "nodeSelector"), `${path}.spec.nodeSelector`);
+  const os = field(spec, "os");
+  if (os !== undefined) {
+    if (!isRecord(os)) fail(`${path}.spec.os`, "an object", os);
+    optionalString(os, "name", `${path}.spec.os`);
+  }
+  nodeAffinity(spec, `${path}.spec`);
+}
+
+/** `affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms`. */
+function nodeAffinity(spec: Record<string, unknown>, path: string): void {
+  let at: Record<string, unknown> = spec;
+  let p = path;
+  for (
+    const key of ["affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"]
+  ) {
+    const next = field(at, key);
+    p = `${p}.${key}`;
+    if (next === undefined) return;
+    if (!isRecord(next)) fail(p, "an object", next);
+    at = next;
+  }
+  const terms = field(at, "nodeSelectorTerms");
+  if (terms === undefined) return;
+  if (!Array.isArray(terms)) fail(`${p}.nodeSelectorTerms`, "an array", terms);
+  terms.forEach((term: unknown, i) => {
+    const tp = `${p}.nodeSelectorTerms[${i}]`;
+    if (!isRecord(term)) fail(tp, "an object", term);
+    const exprs = field(term, "matchExpressions");
+    if (exprs === undefined) return;
+    if (!Array.isArray(exprs)) fail(`${tp}.matchExpressions`, "an array", exprs);
+    exprs.forEach((e: unknown, j) => {
+      const ep = `${tp}.matchExpressions[${j}]`;
+      if (!isRecord(e)) fail(ep, "an object", e);
+      optionalString(e, "key", ep);
+      optionalString(e, "operator", ep);
+      const values = field(e, "values");
+      if (values === undefined) return;
+      if (!Array.isArray(values)) fail(`${ep}.values`, "an array", values);
+      values.forEach((v: unknown, k) => {
+        if (typeof v !== "string") fail(`${ep}.values[${k}]`, "a string", v);
+      });
+    });
+  });
 }

@@ -143,7 +143,8 @@ Deno.test("annotation sidecar-injector.io/containers limits which containers get
     pod({ "sidecar-injector.io/containers": "web, worker" }, ["web", "worker", "proxy"]),
   );
   const mounted = out.spec?.containers.filter((c) => c.volumeMounts?.length).map((c) => c.name);
-  assert.deepEqual(mounted, ["web", "worker", "fluentd"]);
+  assert.deepEqual(mounted, ["web", "worker"]);
+  assert.ok(out.spec?.initContainers?.[0]?.volumeMounts?.length, "the agent mounts it too");
   assert.deepEqual(result.warnings, []);
 });
 

@@ -9,15 +9,15 @@ import { inject, type InjectResult } from "./inject.ts";
 import { assertPod, InvalidPodError } from "./pod.ts";
 import { pointer, prefixPaths } from "./_pointer.ts";
 
-const TEMPLATE_PATHS: Record<string, { path: string[]; ownerKind?: string }> = {
+const TEMPLATE_PATHS: Record<string, { path: string[] }> = {
   Pod: { path: [] },
   Deployment: { path: ["spec", "template"] },
   ReplicaSet: { path: ["spec", "template"] },
   ReplicationController: { path: ["spec", "template"] },
   StatefulSet: { path: ["spec", "template"] },
   DaemonSet: { path: ["spec", "template"] },
-  Job: { path: ["spec", "template"], ownerKind: "Job" },
-  CronJob: { path: ["spec", "jobTemplate", "spec", "template"], ownerKind: "Job" },
+  Job: { path: ["spec", "template"] },
+  CronJob: { path: ["spec", "jobTemplate", "spec", "template"] },
 };
 
 /** Kinds whose pods `injectWorkload` can reach. */
@@ -47,6 +47,7 @@ export function injectWorkload(object: unknown, config: Config): InjectResult {
     return {
       decision: "skipped",
       reason: `kind ${kind || "<none>"} has no pod template`,
+      skip: "no_pod_template",
       patch: [],
       warnings: [],
     };
@@ -56,6 +57,6 @@ export function injectWorkload(object: unknown, config: Config): InjectResult {
   assertPod(pod, [kind, ...where.path].join("."));
   const meta = isRecord(object.metadata) ? object.metadata : {};
   const namespace = typeof meta.namespace === "string" ? meta.namespace : undefined;
-  const result = inject(pod, config, { namespace, ownerKind: where.ownerKind });
+  const result = inject(pod, config, { namespace });
   return { ...result, patch: prefixPaths(pointer(...where.path), result.patch) };
 }

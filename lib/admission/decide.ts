@@ -23,6 +23,7 @@ export interface Outcome {
 const FAILED: InjectResult = {
   decision: "skipped",
   reason: "injection failed",
+  skip: "injection_failed",
   patch: [],
   warnings: [],
 };
@@ -49,7 +50,7 @@ export function decide(request: AdmissionRequest, config: Config): Outcome {
       : `kind ${request.kind.kind}${request.subResource ? "/" + request.subResource : ""}`;
     return {
       decision: "skipped",
-      result: { decision: "skipped", reason, patch: [], warnings: [] },
+      result: { decision: "skipped", reason, skip: "not_pod_create", patch: [], warnings: [] },
       answer: { allowed: true },
     };
   }

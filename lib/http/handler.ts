@@ -118,6 +118,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     const seconds = (now() - started) / 1000;
     metrics.duration.observe(seconds);
     metrics.admissions.inc({ decision, profile: result.profile ?? "" });
+    if (result.skip) metrics.skipped.inc({ reason: result.skip });
     log.info("admission", {
       uid: request.uid,
       namespace: request.namespace ?? "",

@@ -77,7 +77,7 @@ for (const apiVersion of ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"]) {
     assert.equal(body.response.allowed, true);
     assert.equal(body.response.patchType, "JSONPatch");
     const pod = assertInjected(nginx, decodePatch(body.response.patch), config);
-    assert.equal(pod.spec?.containers[1]?.name, "fluentd");
+    assert.equal(pod.spec?.initContainers?.[0]?.name, "fluentd");
     const line = log.lines.find((l) => l.msg === "admission");
     assert.equal(line?.level, "info");
     assert.equal(line?.uid, "uid-1");

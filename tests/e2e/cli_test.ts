@@ -29,7 +29,8 @@ Deno.test("main.ts inject -f prints the nginx pod with the sidecar and shared vo
   const original = podFrom(load(await Deno.readTextFile(`${REPO_ROOT}/testdata/pods/nginx.yaml`)));
   const patch = [{ op: "replace" as const, path: "", value: out }];
   assertInjected(original, patch, defaultConfig());
-  assert.deepEqual(out.spec?.containers.map((c) => c.name), ["nginx", "fluentd"]);
+  assert.deepEqual(out.spec?.containers.map((c) => c.name), ["nginx"]);
+  assert.deepEqual(out.spec?.initContainers?.map((c) => c.name), ["fluentd"]);
 });
 
 Deno.test("main.ts inject reads stdin and prints JSON with -o json", async () => {
@@ -46,7 +47,8 @@ Deno.test("main.ts inject mutates Deployment and CronJob pod templates", async (
   assert.equal(deploy.code, 0, deploy.stderr);
   const d = load(deploy.stdout);
   const template = podFrom(d, ["spec", "template"]);
-  assert.deepEqual(template.spec?.containers.map((c) => c.name), ["web", "fluentd"]);
+  assert.deepEqual(template.spec?.containers.map((c) => c.name), ["web"]);
+  assert.deepEqual(template.spec?.initContainers?.map((c) => c.name), ["fluentd"]);
   assert.deepEqual(template.metadata?.labels, { app: "web" }, "template labels kept");
 
   const cron = await inject(["-f", "testdata/workloads/cronjob.yaml"]);
@@ -64,9 +66,12 @@ Deno.test("main.ts inject handles several documents and reports skipped ones", a
   ].join("\n---\n");
   const r = await inject(["-f", "-"], text);
   assert.equal(r.code, 0, r.stderr);
-  const docs = loadAll(r.stdout) as Array<{ kind: string; spec?: { containers: unknown[] } }>;
+  const docs = loadAll(r.stdout) as Array<
+    { kind: string; spec?: { containers: unknown[]; initContainers?: unknown[] } }
+  >;
   assert.deepEqual(docs.map((d) => d.kind), ["Pod", "Pod", "ConfigMap"]);
-  assert.equal(docs[0]?.spec?.containers.length, 2);
+  assert.equal(docs[0]?.spec?.containers.length, 1);
+  assert.equal(docs[0]?.spec?.initContainers?.length, 1, "the agent");
   assert.equal(docs[1]?.spec?.containers.length, 1);
   assert.match(r.stderr, /# not injected: opted out by annotation/);
   assert.match(r.stderr, /# not injected: kind ConfigMap has no pod template/);
@@ -82,7 +87,7 @@ Deno.test("main.ts inject honours --config and prints annotation warnings", asyn
     const r = await inject(["-f", "-", "--config", `${dir}/config.yaml`], pod);
     assert.equal(r.code, 0, r.stderr);
     const out = podFrom(load(r.stdout));
-    assert.equal(out.spec?.containers[1]?.name, "fluent-bit");
+    assert.equal(out.spec?.initContainers?.[0]?.name, "fluent-bit");
     assertInjected(
       podFrom(load(pod)),
       [{ op: "replace", path: "", value: out }],
@@ -113,7 +118,8 @@ Deno.test("main.ts inject accepts empty YAML keys (null = unset), as kubectl app
   const r = await inject(["-f", "testdata/pods/empty-keys.yaml"]);
   assert.equal(r.code, 0, r.stderr);
   const out = podFrom(load(r.stdout));
-  assert.deepEqual(out.spec?.containers.map((c) => c.name), ["app", "fluentd"]);
+  assert.deepEqual(out.spec?.containers.map((c) => c.name), ["app"]);
+  assert.deepEqual(out.spec?.initContainers?.map((c) => c.name), ["fluentd"]);
   assert.equal(out.spec?.containers[0]?.volumeMounts?.[0]?.mountPath, "/var/log/app");
   assert.ok(out.metadata?.annotations?.["sidecar-injector.io/status"]);
   const wrong = await inject(

@@ -8,6 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { load } from "js-yaml";
 import {
   type ControlPlane,
   exec,
@@ -32,6 +33,7 @@ const MWC = "sidecar-injector-e2e";
 const HOOK = "sidecar-injector.sidecar-injector.io";
 const REINVOKE_MWC = "zz-reinvoke";
 const V1BETA1_MWC = "sidecar-injector-e2e-v1beta1";
+const CEL_MWC = "sidecar-injector-e2e-cel";
 const STATUS = "sidecar-injector.io/status";
 const IMAGE = "fluent/fluentd:v1.17-1";
 const NGINX = "testdata/e2e/nginx-pod.yaml";
@@ -132,6 +134,7 @@ function mainConfig(port: number, certs: WebhookCerts): Obj {
           { key: "e2e-v1beta1", operator: "DoesNotExist" },
           { key: "e2e-http1", operator: "DoesNotExist" },
           { key: "e2e-rolling", operator: "DoesNotExist" },
+          { key: "e2e-cel", operator: "DoesNotExist" },
         ],
       },
     }),
@@ -153,6 +156,9 @@ function nginxPod(name: string, meta: Obj = {}): Obj {
 }
 
 const names = (list: Obj[] | undefined): string[] => (list ?? []).map((x: Obj) => x.name);
+/** True when the pod carries the fluentd agent, native or classic. */
+const hasAgent = (pod: Obj): boolean =>
+  [...names(pod.spec.initContainers), ...names(pod.spec.containers)].includes("fluentd");
 
 /** Retries a dry-run create until the stored object would carry the sidecar. */
 async function waitForInjection(env: Env, what = "webhook injection via dry-run"): Promise<void> {
@@ -170,7 +176,7 @@ async function waitForInjection(env: Env, what = "webhook injection via dry-run"
         "-",
       ], { stdin: JSON.stringify(nginxPod("injection-probe")) });
       if (r.code !== 0) throw new Error(r.stderr.trim());
-      return names(JSON.parse(r.stdout).spec.containers).includes("fluentd");
+      return hasAgent(JSON.parse(r.stdout));
     },
     30_000,
     200,
@@ -196,12 +202,18 @@ async function ensureNamespace(env: Env, ns: string): Promise<void> {
   }, 30_000);
 }
 
-/** Asserts the classic injection of the default fluentd profile into every regular container. */
+/** The agent `name`: a native sidecar (in initContainers) or a classic container. */
+function agentOf(pod: Obj, name = "fluentd"): Obj {
+  const all = [...(pod.spec.initContainers ?? []), ...pod.spec.containers];
+  const found = all.filter((c: Obj) => c.name === name);
+  assert.equal(found.length, 1, `one ${name} container in ${names(all)}`);
+  return found[0];
+}
+
+/** Asserts the injection of the default fluentd profile, mounted in every regular container. */
 function assertInjected(pod: Obj, volume = "app-logs"): Obj {
   const spec = pod.spec;
-  const sidecars = spec.containers.filter((c: Obj) => c.name === "fluentd");
-  assert.equal(sidecars.length, 1, `one fluentd container in ${names(spec.containers)}`);
-  const sidecar = sidecars[0];
+  const sidecar = agentOf(pod);
   assert.equal(sidecar.image, IMAGE);
   const vols = spec.volumes.filter((v: Obj) => v.name === volume);
   assert.equal(vols.length, 1, `one volume ${volume} in ${names(spec.volumes)}`);
@@ -233,6 +245,12 @@ function assertInjected(pod: Obj, volume = "app-logs"): Obj {
   const status = JSON.parse(raw);
   assert.equal(status.sidecar, "fluentd");
   assert.equal(status.volume, volume);
+  if (status.mode === "native") {
+    assert.equal(sidecar.restartPolicy, "Always", "a native sidecar");
+    assert.ok(names(spec.initContainers).includes("fluentd"), "in initContainers");
+  } else {
+    assert.ok(names(spec.containers).includes("fluentd"), "a classic container");
+  }
   return status;
 }
 
@@ -260,8 +278,9 @@ Deno.test(
     assert.equal(r.code, 0, r.stderr);
     const pod = await getPod(env, "nginx");
     const status = assertInjected(pod);
-    assert.equal(status.mode, "classic");
-    assert.deepEqual(names(pod.spec.containers), ["nginx", "fluentd"]);
+    assert.equal(status.mode, "native");
+    assert.deepEqual(names(pod.spec.containers), ["nginx"]);
+    assert.deepEqual(names(pod.spec.initContainers), ["fluentd"]);
     const nginx = pod.spec.containers[0];
     assert.ok(
       nginx.volumeMounts.some((m: Obj) => m.name === "app-logs" && m.mountPath === "/var/log/app"),
@@ -303,7 +322,8 @@ Deno.test(
       emptyDir: { medium: "Memory" },
     });
     const byName = Object.fromEntries(pod.spec.containers.map((c: Obj) => [c.name, c]));
-    assert.deepEqual(names(pod.spec.containers), ["app", "helper", "fluentd"]);
+    assert.deepEqual(names(pod.spec.containers), ["app", "helper"]);
+    assert.deepEqual(names(pod.spec.initContainers), ["fluentd"]);
     const mounts = (c: string) =>
       byName[c].volumeMounts.map((m: Obj) => `${m.name}:${m.mountPath}${m.readOnly ? ":ro" : ""}`);
     assert.ok(mounts("app").includes("data:/data"), `${mounts("app")}`);
@@ -467,7 +487,7 @@ Deno.test(
     assert.equal(r.code, 0, r.stderr);
     const pod = await getPod(env, "reinvoked");
     assertInjected(pod);
-    assert.equal(pod.spec.containers.filter((c: Obj) => c.name === "fluentd").length, 1);
+    agentOf(pod);
     assert.equal(pod.spec.volumes.filter((v: Obj) => v.name === "app-logs").length, 1);
     const calls = await admissionsFor(env, "reinvoked");
     say(
@@ -574,7 +594,7 @@ Deno.test("e2e: AdmissionReview v1beta1 also injects", opts, async () => {
         stdin: JSON.stringify(nginxPod("v1beta1-probe", { labels })),
       });
       if (r.code !== 0) throw new Error(r.stderr);
-      return names(JSON.parse(r.stdout).spec.containers).includes("fluentd");
+      return hasAgent(JSON.parse(r.stdout));
     },
     30_000,
     200,
@@ -694,8 +714,8 @@ Deno.test("e2e: a fluent-bit profile pod is stored with its agent", opts, async 
   const r = await createPod(env, pod);
   assert.equal(r.code, 0, r.stderr);
   const stored = await getPod(env, "fluent-bit-pod");
-  assert.deepEqual(names(stored.spec.containers), ["nginx", "fluent-bit"]);
-  const agent = stored.spec.containers[1];
+  assert.deepEqual(names(stored.spec.containers), ["nginx"]);
+  const agent = agentOf(stored, "fluent-bit");
   assert.equal(agent.image, "fluent/fluent-bit:3.2");
   assert.deepEqual(agent.command, ["/fluent-bit/bin/fluent-bit"]);
   assert.ok(
@@ -720,7 +740,7 @@ Deno.test(
     );
     const stored = await getPod(env, "bad-annotation");
     assertInjected(stored);
-    assert.equal(stored.spec.containers[1].resources.limits.memory, "256Mi", "default limit used");
+    assert.equal(agentOf(stored).resources.limits.memory, "256Mi", "default limit used");
   },
 );
 
@@ -797,7 +817,7 @@ Deno.test(
           const r = await cp.kubectl(["create", "--dry-run=server", "-o", "json", "-f", "-"], {
             stdin: JSON.stringify(nginxPod("rolling-probe", { labels: label })),
           });
-          return r.code === 0 && names(JSON.parse(r.stdout).spec.containers).includes("fluentd");
+          return r.code === 0 && hasAgent(JSON.parse(r.stdout));
         },
         30_000,
         200,
@@ -938,7 +958,7 @@ Deno.test(
       };
       await env.cp.waitFor(
         "HTTP/1.1 webhook active",
-        async () => names((await dryRun("http1-probe")).spec.containers).includes("fluentd"),
+        async () => hasAgent(await dryRun("http1-probe")),
         30_000,
         200,
       );
@@ -976,6 +996,155 @@ Deno.test(
       extraWebhooks.splice(extraWebhooks.indexOf(wh), 1);
       assert.equal(s.code, 0, `HTTP/1.1 webhook exit code ${s.code}`);
     }
+  },
+);
+
+Deno.test(
+  "e2e: a bare restartPolicy Never pod (kubectl run --restart=Never) gets a native sidecar",
+  opts,
+  async () => {
+    const env = await setup();
+    const pod = nginxPod("run-once");
+    pod.spec.restartPolicy = "Never";
+    const r = await createPod(env, pod);
+    assert.equal(r.code, 0, r.stderr);
+    const stored = await getPod(env, "run-once");
+    assert.equal(assertInjected(stored).mode, "native");
+    assert.deepEqual(names(stored.spec.containers), ["nginx"]);
+    assert.equal(agentOf(stored).restartPolicy, "Always");
+  },
+);
+
+Deno.test(
+  "e2e: a pod with its own init containers and native sidecar keeps their order, the agent last",
+  opts,
+  async () => {
+    const env = await setup();
+    const pod = nginxPod("own-sidecar");
+    pod.spec.initContainers = [
+      { name: "setup", image: "busybox", command: ["true"] },
+      { name: "proxy", image: "envoyproxy/envoy", restartPolicy: "Always" },
+      { name: "migrate", image: "busybox", command: ["true"] },
+    ];
+    const r = await createPod(env, pod);
+    assert.equal(r.code, 0, r.stderr);
+    const stored = await getPod(env, "own-sidecar");
+    assertInjected(stored);
+    assert.deepEqual(names(stored.spec.initContainers), ["setup", "proxy", "migrate", "fluentd"]);
+    assert.equal(stored.spec.initContainers[1].restartPolicy, "Always");
+    assert.equal(stored.spec.initContainers[2].restartPolicy, undefined);
+  },
+);
+
+/** Pods that can only run on Windows, one per way of saying so. */
+function windowsPods(prefix: string, labels: Obj = {}): Obj[] {
+  const base = (name: string, spec: Obj) => {
+    const pod = nginxPod(`${prefix}-${name}`, { labels });
+    Object.assign(pod.spec, spec);
+    return pod;
+  };
+  const term = {
+    matchExpressions: [{ key: "kubernetes.io/os", operator: "In", values: ["windows"] }],
+  };
+  return [
+    base("os", { os: { name: "windows" } }),
+    base("selector", { nodeSelector: { "kubernetes.io/os": "windows" } }),
+    base("affinity", {
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [term] },
+        },
+      },
+    }),
+  ];
+}
+
+Deno.test(
+  "e2e: a Windows pod is stored without the Linux agent and kubectl prints why",
+  opts,
+  async () => {
+    const env = await setup();
+    for (const pod of windowsPods("win")) {
+      const r = await createPod(env, pod);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /Warning: sidecar-injector: Windows pod: no log agent injected/);
+      const stored = await getPod(env, pod.metadata.name);
+      assertNotInjected(stored);
+      assert.equal(stored.metadata.annotations?.[STATUS], undefined);
+      const seen = await admissionsFor(env, pod.metadata.name);
+      assert.ok(seen.length >= 1 && seen.every((a) => a.decision === "skipped"));
+      assert.match(seen[0]?.reason ?? "", /Windows pod/);
+    }
+  },
+);
+
+Deno.test(
+  "e2e: the shipped matchConditions are accepted and spare the webhook opted-out, Windows and mirror pods",
+  opts,
+  async () => {
+    const env = await setup();
+    const shipped: Obj = load(
+      await Deno.readTextFile(`${REPO_ROOT}/k8s/mutatingwebhookconfiguration.yaml`),
+    );
+    const matchConditions = shipped.webhooks[0].matchConditions;
+    assert.ok(matchConditions?.length >= 4, "k8s/ ships matchConditions");
+    // A webhook nobody answers, failurePolicy Fail: any call it makes refuses the pod.
+    const dead = await Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (dead.addr as Deno.NetAddr).port;
+    dead.close();
+    const cel = { "e2e-cel": "yes" };
+    await apply(
+      env.cp,
+      mwc(CEL_MWC, [
+        hook("cel.sidecar-injector.io", port, env.certs, {
+          objectSelector: { matchLabels: cel },
+          matchConditions,
+        }),
+      ]),
+    );
+    let lastErr = "";
+    await env.cp.waitFor(
+      "the CEL webhook refuses a normal pod",
+      async () => {
+        const r = await createPod(
+          env,
+          nginxPod(`cel-normal-${crypto.randomUUID().slice(0, 6)}`, { labels: cel }),
+        );
+        lastErr = r.stderr;
+        return r.code !== 0 && r.stderr.includes("cel.sidecar-injector.io");
+      },
+      30_000,
+      300,
+    ).catch((err) => {
+      throw new Error(`${err.message}: ${lastErr}`);
+    });
+
+    const spared: Obj[] = [
+      nginxPod("cel-annotated", {
+        labels: cel,
+        annotations: { "sidecar-injector.io/inject": " False " },
+      }),
+      nginxPod("cel-labelled", { labels: { ...cel, "sidecar-injector.io/inject": "false" } }),
+      // The apiserver accepts the mirror annotation only with a node name, as the kubelet sets it.
+      {
+        ...nginxPod("cel-mirror", {
+          labels: cel,
+          annotations: { "kubernetes.io/config.mirror": "x" },
+        }),
+        spec: { nodeName: "node-1", containers: [{ name: "nginx", image: "nginx" }] },
+      },
+      ...windowsPods("cel-win", cel),
+    ];
+    for (const pod of spared) {
+      const r = await createPod(env, pod);
+      assert.equal(r.code, 0, `${pod.metadata.name}: CEL must skip the webhook: ${r.stderr}`);
+      assertNotInjected(await getPod(env, pod.metadata.name));
+    }
+    const refused = await createPod(env, nginxPod("cel-refused", { labels: cel }));
+    assert.notEqual(refused.code, 0, "a normal pod still calls the (dead) webhook");
+    assert.match(refused.stderr, /cel\.sidecar-injector\.io/);
+    const d = await env.cp.kubectl(["delete", "mutatingwebhookconfiguration", CEL_MWC]);
+    assert.equal(d.code, 0, d.stderr);
   },
 );
 

@@ -61,10 +61,8 @@ Deno.test(
         const patch = JSON.parse(atob(body.response.patch));
         const pod =
           jsonpatch.applyPatch(JSON.parse(review).request.object, patch, true).newDocument;
-        assert.deepEqual(pod.spec.containers.map((c: { name: string }) => c.name), [
-          "nginx",
-          "fluentd",
-        ]);
+        assert.deepEqual(pod.spec.containers.map((c: { name: string }) => c.name), ["nginx"]);
+        assert.deepEqual(pod.spec.initContainers.map((c: { name: string }) => c.name), ["fluentd"]);
         assert.deepEqual(pod.spec.containers[0].volumeMounts, [{
           name: "app-logs",
           mountPath: "/var/log/app",
@@ -266,7 +264,9 @@ Deno.test(
       const res = await conn.request("POST", "/mutate", review);
       assert.equal(res.status, 200);
       const patch = JSON.parse(atob(JSON.parse(res.body).response.patch));
-      return patch.at(-1).value.name as string;
+      // The agent is the last op: a whole initContainers array, or one element appended.
+      const last = patch.at(-1).value;
+      return (Array.isArray(last) ? last[0] : last).name as string;
     };
     // Kubernetes swaps a ConfigMap volume's ..data symlink; a rename into place is the same event shape.
     const replace = async (text: string) => {

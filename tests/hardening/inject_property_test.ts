@@ -312,7 +312,9 @@ Deno.test("inject(): a log-dir annotation equal to the agent's config dir does n
     const result = inject(pod, config, { namespace: "default" });
     const out: Pod = jsonpatch.applyPatch(structuredClone(pod), result.patch, true, false)
       .newDocument;
-    const sidecar = out.spec!.containers.find((c) => c.name === agent)!;
+    const sidecar = [...out.spec!.initContainers ?? [], ...out.spec!.containers].find((c) =>
+      c.name === agent
+    )!;
     const paths = (sidecar.volumeMounts ?? []).map((m) => m.mountPath);
     assert.deepEqual(
       dupes(paths),
