@@ -3,8 +3,11 @@
  * @module
  */
 import type { EnvVar, ResourceRequirements, SecurityContext } from "kubernetes-types/core/v1.d.ts";
-import type { Agent, Output, Profile } from "./config.ts";
+import type { Agent, CaSource, Output, Profile } from "./config.ts";
+import { checkFluentdMatch } from "./_raw_config.ts";
+import { checkAgentPaths } from "./agent_config.ts";
 import {
+  checkConfigKey,
   checkDnsLabel,
   checkDnsSubdomain,
   checkEnvName,
@@ -14,12 +17,6 @@ import {
   checkQuantity,
 } from "./_fields.ts";
 import { describe, join, type Validator } from "./_validator.ts";
-
-/** Where each agent's image reads its config (a `configMap` profile mounts it there). */
-export const AGENT_CONFIG_DIR: Record<Agent, string> = {
-  "fluentd": "/fluentd/etc",
-  "fluent-bit": "/fluent-bit/etc",
-};
 
 /** The Fluentd forward protocol's registered port, the default for `output.port`. */
 export const FORWARD_PORT = 24224;
@@ -36,6 +33,8 @@ const PROFILE_KEYS = [
   "env",
   "output",
   "configMap",
+  "logVolumeSizeLimit",
+  "bufferLimit",
 ] as const;
 
 function readResources(r: Validator, value: unknown, path: string): ResourceRequirements {
@@ -123,22 +122,57 @@ function readSecurityContext(r: Validator, value: unknown, path: string): Securi
 
 const OUTPUT_KEYS = {
   stdout: ["type"],
-  forward: ["type", "host", "port"],
+  forward: ["type", "host", "port", "tls", "caSecret", "caConfigMap", "caKey"],
   raw: ["type", "config"],
 } as const;
 
+/** The key of the CA bundle in its Secret or ConfigMap unless `caKey` says otherwise. */
+const DEFAULT_CA_KEY = "ca.crt";
+
+function readCa(r: Validator, obj: Record<string, unknown>, path: string): CaSource | undefined {
+  if (obj.caSecret !== undefined && obj.caConfigMap !== undefined) {
+    r.fail(join(path, "caConfigMap"), "give caSecret or caConfigMap, not both");
+  }
+  const key = obj.caKey === undefined
+    ? DEFAULT_CA_KEY
+    : r.string(obj.caKey, join(path, "caKey"), checkConfigKey);
+  if (obj.caSecret !== undefined) {
+    return { secret: r.string(obj.caSecret, join(path, "caSecret"), checkDnsSubdomain), key };
+  }
+  if (obj.caConfigMap !== undefined) {
+    const configMap = r.string(obj.caConfigMap, join(path, "caConfigMap"), checkDnsSubdomain);
+    return { configMap, key };
+  }
+  if (obj.caKey !== undefined) r.fail(join(path, "caKey"), "needs caSecret or caConfigMap");
+  return undefined;
+}
+
 function readOutput(r: Validator, value: unknown, path: string, agent: Agent): Output {
-  const obj = r.object(value, path, ["type", "host", "port", "config"]);
+  const obj = r.object(value, path, [
+    "type",
+    "host",
+    "port",
+    "config",
+    "tls",
+    "caSecret",
+    "caConfigMap",
+    "caKey",
+  ]);
   const type = r.oneOf(obj.type, join(path, "type"), ["stdout", "forward", "raw"]);
   const allowed: readonly string[] = OUTPUT_KEYS[type];
   for (const k of Object.keys(obj)) {
     if (!allowed.includes(k)) r.fail(join(path, k), `not allowed with output type ${type}`);
   }
   if (type === "forward") {
+    const tls = obj.tls !== undefined && r.boolean(obj.tls, join(path, "tls"));
+    const ca = readCa(r, obj, path);
+    if (ca && !tls) r.fail(join(path, "tls"), "must be true when a CA is given");
     return {
       type,
       host: r.string(obj.host, join(path, "host"), checkHost),
       port: r.port(obj.port ?? FORWARD_PORT, join(path, "port")),
+      tls,
+      ...(ca ? { ca } : {}),
     };
   }
   if (type === "raw") {
@@ -148,7 +182,7 @@ function readOutput(r: Validator, value: unknown, path: string, agent: Agent): O
         "raw output is supported for agent fluentd only; use configMap for fluent-bit",
       );
     }
-    return { type, config: r.string(obj.config, join(path, "config")) };
+    return { type, config: r.string(obj.config, join(path, "config"), checkFluentdMatch) };
   }
   return { type };
 }
@@ -193,14 +227,15 @@ export function readProfile(
   }
   if (obj.env !== undefined) p.env = readEnv(r, obj.env, join(path, "env"));
   if (obj.output !== undefined) p.output = readOutput(r, obj.output, join(path, "output"), agent);
+  for (const key of ["logVolumeSizeLimit", "bufferLimit"] as const) {
+    if (obj[key] === undefined) continue;
+    const v = typeof obj[key] === "number" ? String(obj[key]) : obj[key];
+    p[key] = r.string(v, join(path, key), checkQuantity);
+  }
   if (obj.configMap !== undefined) {
     p.configMap = r.string(obj.configMap, join(path, "configMap"), checkDnsSubdomain);
   }
-  if (p.configMap && p.logDir === AGENT_CONFIG_DIR[agent]) {
-    r.fail(
-      join(path, "logDir"),
-      `must differ from ${AGENT_CONFIG_DIR[agent]}, where the configMap is mounted`,
-    );
-  }
+  const clash = checkAgentPaths(p.logDir, agent);
+  if (clash) r.fail(join(path, "logDir"), clash);
   return p;
 }

@@ -15,6 +15,8 @@ const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
 const IMAGE = /^[a-zA-Z0-9][a-zA-Z0-9._\-/:@]*$/;
 const IMAGE_MAX = 512;
 const LOG_DIR_MAX = 256;
+const LOG_DIR_CHARS = /^[A-Za-z0-9._\/-]+$/;
+const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
 
 /**
  * A Kubernetes resource quantity: a number, then a decimal exponent, a
@@ -49,11 +51,19 @@ export function checkLogDir(s: string): string | undefined {
   if (s.split("/").some((part) => part === ".." || part === ".")) {
     return "must not contain . or .. segments";
   }
-  // deno-lint-ignore no-control-regex
-  if (/[:\s\\]|\/\/|\/$/.test(s) || /[\x00-\x1f\x7f]/.test(s)) {
-    return "must be a clean path without ':', whitespace, '//' or a trailing '/'";
+  // The path goes into the agents' path lists (',' separates them), globs and tag
+  // patterns, so only characters with no meaning to either agent are allowed.
+  if (!LOG_DIR_CHARS.test(s) || s.includes("//") || s.endsWith("/")) {
+    return "must be a clean path of letters, digits, '.', '_', '-' and '/', without '//' or a trailing '/'";
   }
   return undefined;
+}
+
+/** Returns why `s` is not a key of a ConfigMap or Secret. */
+export function checkConfigKey(s: string): string | undefined {
+  return s.length <= DNS_SUBDOMAIN_MAX && CONFIG_KEY.test(s)
+    ? undefined
+    : "must be a ConfigMap or Secret key (letters, digits, '-', '_', '.')";
 }
 
 /** Returns why `s` is not a Kubernetes resource quantity. */

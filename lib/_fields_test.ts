@@ -26,7 +26,23 @@ Deno.test("checkLogDir() accepts clean absolute paths only", () => {
   for (const ok of ["/var/log/app", "/logs", "/a-b/c_d.e"]) {
     assert.equal(checkLogDir(ok), undefined);
   }
-  for (const bad of ["var/log", "/", "/a/../b", "/a/./b", "/a//b", "/a/", "/a b", "/a:b"]) {
+  for (
+    const bad of [
+      "var/log",
+      "/",
+      "/a/../b",
+      "/a/./b",
+      "/a//b",
+      "/a/",
+      "/a b",
+      "/a:b",
+      "/a,b",
+      "/a*",
+      "/a?",
+      "/a[b]",
+      "/a{b}",
+    ]
+  ) {
     assert.ok(checkLogDir(bad), bad);
   }
 });

@@ -16,10 +16,13 @@ export { ConfigSyntaxError, InvalidConfigError } from "./_validator.ts";
 /** Which log agent a profile runs; decides how its config is rendered. */
 export type Agent = "fluentd" | "fluent-bit";
 
+/** Where a forward output's CA bundle comes from: a key of a Secret or ConfigMap in the pod's namespace. */
+export type CaSource = { secret: string; key: string } | { configMap: string; key: string };
+
 /** Where the agent sends what it tails. */
 export type Output =
   | { type: "stdout" }
-  | { type: "forward"; host: string; port: number }
+  | { type: "forward"; host: string; port: number; tls: boolean; ca?: CaSource }
   | { type: "raw"; config: string };
 
 /**
@@ -45,6 +48,13 @@ export interface Profile {
   securityContext: SecurityContext;
   env: EnvVar[];
   output: Output;
+  /** `sizeLimit` of the log volume the apps write to. */
+  logVolumeSizeLimit: string;
+  /**
+   * Bound of the records the agent buffers on its state volume (an aggregator
+   * outage fills it); the state volume's `sizeLimit` is this plus a margin.
+   */
+  bufferLimit: string;
   /** Name of a ConfigMap (in the pod's namespace) holding the agent's whole config; replaces the inline one. */
   configMap?: string;
 }
@@ -67,42 +77,48 @@ const restrictedSecurityContext = (): SecurityContext => ({
   runAsUser: NOBODY,
   runAsGroup: NOBODY,
   allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
   capabilities: { drop: ["ALL"] },
   seccompProfile: { type: "RuntimeDefault" },
 });
 
-const AGENT_DEFAULTS: Record<Agent, () => Profile> = {
-  "fluentd": () => ({
-    agent: "fluentd",
+/** What differs between the agents' default profiles; resources are measured RSS plus headroom (README "Log path"). */
+const AGENT_SPECIFICS: Record<Agent, Pick<Profile, "containerName" | "image" | "resources">> = {
+  "fluentd": {
     containerName: "fluentd",
     image: "fluent/fluentd:v1.17-1",
+    resources: {
+      requests: { cpu: "20m", memory: "96Mi" },
+      limits: { cpu: "500m", memory: "256Mi" },
+    },
+  },
+  "fluent-bit": {
+    containerName: "fluent-bit",
+    image: "fluent/fluent-bit:3.2",
+    resources: {
+      requests: { cpu: "10m", memory: "24Mi" },
+      limits: { cpu: "200m", memory: "96Mi" },
+    },
+  },
+};
+
+function agentDefaults(agent: Agent): Profile {
+  const { containerName, image, resources } = AGENT_SPECIFICS[agent];
+  return {
+    agent,
+    containerName,
+    image,
     imagePullPolicy: "IfNotPresent",
     logDir: "/var/log/app",
     volumeName: "app-logs",
-    resources: {
-      requests: { cpu: "20m", memory: "64Mi" },
-      limits: { cpu: "200m", memory: "256Mi" },
-    },
+    resources: structuredClone(resources),
     securityContext: restrictedSecurityContext(),
     env: [],
     output: { type: "stdout" },
-  }),
-  "fluent-bit": () => ({
-    agent: "fluent-bit",
-    containerName: "fluent-bit",
-    image: "fluent/fluent-bit:3.2",
-    imagePullPolicy: "IfNotPresent",
-    logDir: "/var/log/app",
-    volumeName: "app-logs",
-    resources: {
-      requests: { cpu: "10m", memory: "16Mi" },
-      limits: { cpu: "100m", memory: "64Mi" },
-    },
-    securityContext: { ...restrictedSecurityContext(), readOnlyRootFilesystem: true },
-    env: [],
-    output: { type: "stdout" },
-  }),
-};
+    logVolumeSizeLimit: "1Gi",
+    bufferLimit: "256Mi",
+  };
+}
 
 /** Namespaces never injected, whatever the config says. */
 export const SYSTEM_NAMESPACES: readonly string[] = [
@@ -134,7 +150,7 @@ function buildDefaults(): Config {
     mode: "native",
     onError: "allow",
     excludeNamespaces: [...SYSTEM_NAMESPACES],
-    profiles: { "fluentd": AGENT_DEFAULTS.fluentd(), "fluent-bit": AGENT_DEFAULTS["fluent-bit"]() },
+    profiles: { "fluentd": agentDefaults("fluentd"), "fluent-bit": agentDefaults("fluent-bit") },
   };
 }
 
@@ -197,7 +213,7 @@ export function parseConfig(text: string, source = "config"): Config {
         value,
         `profiles.${name}`,
         config.profiles[name],
-        (agent) => AGENT_DEFAULTS[agent](),
+        agentDefaults,
       );
     }
   }

@@ -22,7 +22,12 @@ profiles:
 `);
   const p = c.profiles.fluentd;
   assert.equal(p?.image, "registry.example.com/fluentd:v1.17-2");
-  assert.deepEqual(p?.output, { type: "forward", host: "aggregator.logging.svc", port: 24224 });
+  assert.deepEqual(p?.output, {
+    type: "forward",
+    host: "aggregator.logging.svc",
+    port: 24224,
+    tls: false,
+  });
   assert.equal(p?.logDir, "/var/log/app", "unstated keys keep their defaults");
   assert.equal(p?.securityContext.runAsNonRoot, true);
   assert.ok(c.profiles["fluent-bit"], "other built-in profiles stay");
@@ -145,7 +150,60 @@ const errors: Array<[string, RegExp]> = [
     "profiles: { fluentd: { configMap: Not_A_Name } }",
     /profiles\.fluentd\.configMap: must be a DNS-1123 subdomain/,
   ],
+  [
+    'profiles: { fluentd: { output: { type: raw, config: "<match app.**>\\n  @type null\\n</match" } } }',
+    /output\.config: line 3: "<\/match" is not a complete <section> or <\/section> tag/,
+  ],
+  [
+    'profiles: { fluentd: { output: { type: raw, config: "<match a>\\n<buffer>\\n</match>" } } }',
+    /output\.config: line 3: <\/match> closes <buffer> of line 2/,
+  ],
+  [
+    'profiles: { fluentd: { output: { type: raw, config: "<filter a>\\n</filter>" } } }',
+    /output\.config: must contain a <match> section/,
+  ],
+  [
+    'profiles: { fluentd: { output: { type: raw, config: "<source>\\n</source>\\n<match a>\\n</match>" } } }',
+    /output\.config: line 1: <source> is not allowed/,
+  ],
+  [
+    "profiles: { fluentd: { logDir: '/var/log/a,b' } }",
+    /logDir: must be a clean path of letters, digits/,
+  ],
+  [
+    "profiles: { fluentd: { logDir: /var/lib/sidecar-injector/logs } }",
+    /logDir: must not be, contain or lie in \/var\/lib\/sidecar-injector/,
+  ],
+  [
+    "profiles: { fluentd: { output: { type: forward, host: h, caSecret: ca } } }",
+    /output\.tls: must be true when a CA is given/,
+  ],
+  [
+    "profiles: { fluentd: { output: { type: forward, host: h, tls: true, caSecret: a, caConfigMap: b } } }",
+    /output\.caConfigMap: give caSecret or caConfigMap, not both/,
+  ],
+  [
+    "profiles: { fluentd: { bufferLimit: lots } }",
+    /profiles\.fluentd\.bufferLimit: must be a Kubernetes quantity/,
+  ],
 ];
+
+Deno.test("parseConfig() reads forward TLS with a CA from a ConfigMap, and the volume sizes", () => {
+  const c = parseConfig(
+    "profiles: { fluentd: { logVolumeSizeLimit: 2Gi, bufferLimit: 512Mi, output: " +
+      "{ type: forward, host: agg, tls: true, caConfigMap: agg-ca, caKey: bundle.pem } } }",
+  );
+  const p = c.profiles.fluentd;
+  assert.deepEqual(p?.output, {
+    type: "forward",
+    host: "agg",
+    port: 24224,
+    tls: true,
+    ca: { configMap: "agg-ca", key: "bundle.pem" },
+  });
+  assert.equal(p?.logVolumeSizeLimit, "2Gi");
+  assert.equal(p?.bufferLimit, "512Mi");
+});
 
 for (const [yaml, message] of errors) {
   Deno.test(`parseConfig() rejects ${JSON.stringify(yaml)} with file, path and reason`, () => {

@@ -6,7 +6,6 @@
 import type { Operation } from "fast-json-patch";
 import type { Container, Pod, Volume, VolumeMount } from "kubernetes-types/core/v1.d.ts";
 import type { Config, Mode, Profile } from "./config.ts";
-import { AGENT_CONFIG_DIR } from "./_config_profile.ts";
 import { checkImage, checkLogDir, checkQuantity, DNS_LABEL_MAX, quantity } from "./_fields.ts";
 import {
   isWindowsPod,
@@ -15,6 +14,13 @@ import {
   type SkipReason,
 } from "./_eligibility.ts";
 import { pointer } from "./_pointer.ts";
+import { agentIdentity } from "./_identity.ts";
+import {
+  AGENT_CONFIG_FILE,
+  checkAgentPaths,
+  fluentBitConfig,
+  fluentdConfig,
+} from "./agent_config.ts";
 import { renderSidecar, type SidecarNames } from "./sidecar.ts";
 
 export type { Operation, SkipReason };
@@ -36,6 +42,7 @@ export const POD_ANNOTATIONS: readonly string[] = [
   "containers",
   "mode",
   "status",
+  "agent-config",
 ];
 /** Marker of the original (Flask) injector; also means "already injected". */
 export const LEGACY_ANNOTATION = "sidecar-injected";
@@ -72,8 +79,15 @@ export interface InjectionStatus {
   mode: Mode;
 }
 
-/** Appended to the profile's volume name for the agent's ConfigMap volume. */
+/** Written on injected pods: the agent's rendered config, which a downward API volume hands it. */
+export const CONFIG_ANNOTATION = "sidecar-injector.io/agent-config";
+/** Appended to the profile's volume name for the agent's own volumes. */
 const CONFIG_VOLUME_SUFFIX = "-config";
+const STATE_VOLUME_SUFFIX = "-state";
+const CA_VOLUME_SUFFIX = "-ca";
+const MI = 2 ** 20;
+/** Room on the state volume besides the buffer: tail positions, temp files, chunk slack. */
+const STATE_MARGIN_MI = 32;
 
 const skip = (skip: SkipReason, reason: string, warnings: string[] = []): InjectResult => ({
   decision: "skipped",
@@ -154,22 +168,46 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
     ) => c.name),
   );
   const volumeNames = new Set((spec.volumes ?? []).map((v) => v.name));
-  const names: SidecarNames = {
-    container: uniqueName(profile.containerName, containerNames, "container", warnings),
-    volume: uniqueName(profile.volumeName, volumeNames, "volume", warnings),
-  };
-  volumeNames.add(names.volume);
-  const volumes: Volume[] = [{ name: names.volume, emptyDir: {} }];
-  if (profile.configMap) {
-    names.configVolume = uniqueName(
-      `${
-        profile.volumeName.slice(0, DNS_LABEL_MAX - CONFIG_VOLUME_SUFFIX.length)
-      }${CONFIG_VOLUME_SUFFIX}`,
+  const derived = (suffix: string) =>
+    uniqueName(
+      `${profile.volumeName.slice(0, DNS_LABEL_MAX - suffix.length)}${suffix}`,
       volumeNames,
       "volume",
       warnings,
     );
-    volumes.push({ name: names.configVolume, configMap: { name: profile.configMap } });
+  const names: SidecarNames = {
+    container: uniqueName(profile.containerName, containerNames, "container", warnings),
+    volume: uniqueName(profile.volumeName, volumeNames, "volume", warnings),
+    stateVolume: derived(STATE_VOLUME_SUFFIX),
+    configVolume: derived(CONFIG_VOLUME_SUFFIX),
+  };
+  const ca = profile.output.type === "forward" ? profile.output.ca : undefined;
+  if (ca) names.caVolume = derived(CA_VOLUME_SUFFIX);
+
+  const targets = chooseContainers(annotations, spec.containers, warnings);
+  const apps = spec.containers.filter((c) => targets.has(c.name));
+  const bufferBytes = quantity(profile.bufferLimit);
+  const stateSizeLimit = `${Math.ceil(bufferBytes / MI) + STATE_MARGIN_MI}Mi`;
+  const volumes: Volume[] = [
+    { name: names.volume, emptyDir: { sizeLimit: profile.logVolumeSizeLimit } },
+    { name: names.stateVolume, emptyDir: { sizeLimit: stateSizeLimit } },
+    profile.configMap ? { name: names.configVolume, configMap: { name: profile.configMap } } : {
+      name: names.configVolume,
+      downwardAPI: {
+        items: [{
+          path: AGENT_CONFIG_FILE[profile.agent],
+          fieldRef: { fieldPath: `metadata.annotations['${CONFIG_ANNOTATION}']` },
+        }],
+      },
+    },
+  ];
+  if (ca && names.caVolume) {
+    const items = [{ key: ca.key, path: ca.key }];
+    volumes.push(
+      "secret" in ca
+        ? { name: names.caVolume, secret: { secretName: ca.secret, items } }
+        : { name: names.caVolume, configMap: { name: ca.configMap, items } },
+    );
   }
 
   const status: InjectionStatus = {
@@ -180,30 +218,30 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
     volume: names.volume,
     mode,
   };
+  const added: Record<string, string> = { [STATUS_ANNOTATION]: JSON.stringify(status) };
+  if (!profile.configMap) {
+    const pipeline = {
+      logDir: profile.logDir,
+      output: profile.output,
+      containers: apps.map((c) => c.name),
+      bufferBytes,
+    };
+    added[CONFIG_ANNOTATION] = profile.agent === "fluentd"
+      ? fluentdConfig(pipeline)
+      : fluentBitConfig(pipeline);
+  }
   const patch: Operation[] = [];
-  const statusValue = JSON.stringify(status);
   if (!pod.metadata) {
-    patch.push({
-      op: "add",
-      path: pointer("metadata"),
-      value: { annotations: { [STATUS_ANNOTATION]: statusValue } },
-    });
+    patch.push({ op: "add", path: pointer("metadata"), value: { annotations: added } });
   } else if (!pod.metadata.annotations) {
-    patch.push({
-      op: "add",
-      path: pointer("metadata", "annotations"),
-      value: { [STATUS_ANNOTATION]: statusValue },
-    });
+    patch.push({ op: "add", path: pointer("metadata", "annotations"), value: added });
   } else {
-    patch.push({
-      op: "add",
-      path: pointer("metadata", "annotations", STATUS_ANNOTATION),
-      value: statusValue,
-    });
+    for (const [key, value] of Object.entries(added)) {
+      patch.push({ op: "add", path: pointer("metadata", "annotations", key), value });
+    }
   }
   append(patch, ["spec", "volumes"], spec.volumes, volumes);
 
-  const targets = chooseContainers(annotations, spec.containers, warnings);
   spec.containers.forEach((c, i) => {
     if (!targets.has(c.name)) return;
     const mountPath = uniqueMountPath(c, profile.logDir, warnings);
@@ -211,7 +249,8 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
     append(patch, ["spec", "containers", i, "volumeMounts"], c.volumeMounts, [mount]);
   });
 
-  const sidecar = renderSidecar(profile, names, native);
+  const identity = agentIdentity(spec, apps, warnings);
+  const sidecar = renderSidecar(profile, names, { native, identity, stateSizeLimit });
   if (native) append(patch, ["spec", "initContainers"], spec.initContainers, [sidecar]);
   else patch.push({ op: "add", path: pointer("spec", "containers", "-"), value: sidecar });
 
@@ -347,11 +386,7 @@ function chooseProfile(
   use("image", (v) => checkImage(v.trim()), (v) => profile.image = v.trim());
   use(
     "log-dir",
-    (v) =>
-      checkLogDir(v) ??
-        (profile.configMap && v === AGENT_CONFIG_DIR[profile.agent]
-          ? `is where the agent's ConfigMap is mounted`
-          : undefined),
+    (v) => checkLogDir(v) ?? checkAgentPaths(v, profile.agent),
     (v) => profile.logDir = v,
   );
   // Resources are copied, never changed in place: the config's objects are shared.

@@ -4,7 +4,7 @@ import { load } from "js-yaml";
 import type { Container, Pod } from "kubernetes-types/core/v1.d.ts";
 import { assertInjected } from "../testing/assert_injected.ts";
 import { type Config, defaultConfig, parseConfig } from "./config.ts";
-import { inject, type InjectionStatus, STATUS_ANNOTATION } from "./inject.ts";
+import { CONFIG_ANNOTATION, inject, type InjectionStatus, STATUS_ANNOTATION } from "./inject.ts";
 import { assertPod } from "./pod.ts";
 
 const testdata = new URL("../testdata/", import.meta.url);
@@ -42,7 +42,11 @@ Deno.test("inject() gives the minimal nginx pod the sidecar, volume, mount and s
     "add /spec/containers/0/volumeMounts",
     "add /spec/initContainers",
   ]);
-  assert.deepEqual(out.spec?.volumes, [{ name: "app-logs", emptyDir: {} }]);
+  assert.deepEqual(out.spec?.volumes?.map((v) => v.name), [
+    "app-logs",
+    "app-logs-state",
+    "app-logs-config",
+  ]);
   assert.deepEqual(out.spec?.containers[0]?.volumeMounts, [{
     name: "app-logs",
     mountPath: "/var/log/app",
@@ -83,17 +87,20 @@ Deno.test("inject() makes a sidecar that passes Pod Security restricted and has 
   }
 });
 
-Deno.test("inject() configures fluentd inline to tail the shared log dir", () => {
+Deno.test("inject() hands fluentd a config that tails the shared log dir, through an annotation", () => {
   const { out } = run(fixture("nginx.yaml"));
   const sidecar = agent(out);
-  assert.deepEqual(sidecar?.command, ["fluentd"]);
-  const config = sidecar?.args?.[3] ?? "";
-  assert.deepEqual(sidecar?.args?.slice(0, 3), ["-c", "/dev/null", "-i"]);
+  assert.deepEqual(sidecar?.command, ["sh", "-c"]);
+  const config = out.metadata?.annotations?.[CONFIG_ANNOTATION] ?? "";
   assert.match(config, /@type tail/);
-  assert.match(config, /path \/var\/log\/app\/\*\.log,\/var\/log\/app\/\*\*\/\*\.log/);
-  assert.match(config, /<match app\.\*\*>\n {2}@type stdout/);
+  assert.match(config, /path \/var\/log\/app\/\*\*\/\*\.log/);
+  assert.match(config, /<match app\.\*\*>\n {2}@type file\n {2}path \/dev\/stdout/);
   assert.ok(!out.spec?.volumes?.some((v) => v.configMap), "no ConfigMap is needed");
-  assert.deepEqual(sidecar?.volumeMounts, [{ name: "app-logs", mountPath: "/var/log/app" }]);
+  assert.deepEqual(sidecar?.volumeMounts?.[0], {
+    name: "app-logs",
+    mountPath: "/var/log/app",
+    readOnly: true,
+  });
 });
 
 Deno.test("inject() keeps existing volumes, mounts, labels and annotations with / and ~", () => {
@@ -108,7 +115,7 @@ Deno.test("inject() keeps existing volumes, mounts, labels and annotations with 
   assert.ok(result.patch.some((op) => op.path === "/spec/containers/1/volumeMounts"));
   assert.equal(out.metadata?.annotations?.["a~b/c"], "tilde-and-slash");
   assert.equal(out.metadata?.annotations?.["example.com/team"], "payments");
-  assert.equal(out.spec?.volumes?.length, 3);
+  assert.equal(out.spec?.volumes?.length, 5);
 });
 
 Deno.test("inject() renames on collisions and warns about each", () => {

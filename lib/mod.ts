@@ -27,6 +27,7 @@ export {
 export { ConfigSource, type ConfigSourceOptions, type ReloadResult } from "./config_source.ts";
 export {
   ANNOTATION_PREFIX,
+  CONFIG_ANNOTATION,
   inject,
   INJECT_ANNOTATION,
   type InjectContext,

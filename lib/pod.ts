@@ -32,6 +32,19 @@ function optionalString(obj: Record<string, unknown>, key: string, path: string)
   if (v !== undefined && typeof v !== "string") fail(`${path}.${key}`, "a string", v);
 }
 
+/** `securityContext`'s user and group, which decide who the agent runs as. */
+function identity(obj: Record<string, unknown>, path: string): void {
+  const sc = field(obj, "securityContext");
+  if (sc === undefined) return;
+  if (!isRecord(sc)) fail(`${path}.securityContext`, "an object", sc);
+  for (const key of ["runAsUser", "runAsGroup"]) {
+    const v = field(sc, key);
+    if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) >= 0)) {
+      fail(`${path}.securityContext.${key}`, "a non-negative integer", v);
+    }
+  }
+}
+
 function stringMap(v: unknown, path: string): void {
   if (v === undefined) return;
   if (!isRecord(v)) fail(path, "a map of strings", v);
@@ -56,6 +69,7 @@ function namedList(
 }
 
 function container(c: Record<string, unknown>, path: string): void {
+  identity(c, path);
   namedList(field(c, "volumeMounts"), `${path}.volumeMounts`, (m, p) => {
     if (typeof m.mountPath !== "string") fail(`${p}.mountPath`, "a string", m.mountPath);
   });
@@ -103,6 +117,7 @@ export function assertPod(value: unknown, path = "pod"): asserts value is Pod {
   // Unset containers decode as none: such a pod is skipped, not refused.
   if (spec.containers === null) spec.containers = [];
   if (!Array.isArray(spec.containers)) fail(`${path}.spec.containers`, "an array", spec.containers);
+  identity(spec, `${path}.spec`);
   namedList(spec.containers, `${path}.spec.containers`, container);
   namedList(field(spec, "initContainers"), `${path}.spec.initContainers`, container);
   namedList(field(spec, "ephemeralContainers"), `${path}.spec.ephemeralContainers`);

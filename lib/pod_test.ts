@@ -28,7 +28,7 @@ Deno.test("inject() of a pod with null fields gives a patch that applies to the 
     .newDocument as typeof pod;
   assert.ok(out.metadata?.annotations?.["sidecar-injector.io/status"]);
   assert.equal(out.spec?.containers[0]?.volumeMounts?.[0]?.mountPath, "/var/log/app");
-  assert.equal(out.spec?.volumes?.length, 1);
+  assert.equal(out.spec?.volumes?.length, 3);
 });
 
 Deno.test("assertPod() treats null containers as none: the pod is skipped, not refused", () => {

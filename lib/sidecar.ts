@@ -1,84 +1,56 @@
 /**
- * Renders the log agent container for a profile. The agent's config is given
- * inline (args), so no ConfigMap has to exist in the pod's namespace unless the
- * operator asks for one.
+ * Renders the log agent container for a profile. Its config comes from a
+ * pod annotation through a downward API volume (or from the operator's
+ * ConfigMap), so nothing has to exist in the pod's namespace beforehand.
  * @module
  */
-import type { Container, EnvVar } from "kubernetes-types/core/v1.d.ts";
-import type { Output, Profile } from "./config.ts";
-import { AGENT_CONFIG_DIR } from "./_config_profile.ts";
+import type { Container, EnvVar, VolumeMount } from "kubernetes-types/core/v1.d.ts";
+import type { Profile } from "./config.ts";
+import type { Identity } from "./_identity.ts";
+import {
+  AGENT_CONFIG_DIR,
+  AGENT_CONFIG_FILE,
+  AGENT_STATE_DIR,
+  FORWARD_CA_DIR,
+} from "./agent_config.ts";
 
 /** Names chosen for this pod, free of collisions. */
 export interface SidecarNames {
   container: string;
+  /** The log volume the apps write to. */
   volume: string;
-  /** Volume holding the operator's agent ConfigMap, when the profile names one. */
-  configVolume?: string;
+  /** The agent's own emptyDir: positions, buffers, temp files. */
+  stateVolume: string;
+  /** The agent's config: the rendered one (downward API) or the operator's ConfigMap. */
+  configVolume: string;
+  /** The forward output's CA bundle, when the profile names one. */
+  caVolume?: string;
 }
 
-/** The fluentd config that tails `logDir` and ships to `output`. */
-export function fluentdConfig(logDir: string, output: Output): string {
-  const match = output.type === "stdout"
-    ? "<match app.**>\n  @type stdout\n</match>"
-    : output.type === "forward"
-    ? `<match app.**>\n  @type forward\n  <server>\n    host ${output.host}\n    port ${output.port}\n  </server>\n</match>`
-    : output.config;
-  return [
-    "<source>",
-    "  @type tail",
-    `  path ${logDir}/*.log,${logDir}/**/*.log`,
-    `  pos_file ${logDir}/.fluentd-tail.pos`,
-    "  tag app.*",
-    "  read_from_head true",
-    "  follow_inodes true",
-    "  <parse>",
-    "    @type none",
-    "  </parse>",
-    "</source>",
-    "<filter app.**>",
-    "  @type record_transformer",
-    "  <record>",
-    `    pod "#{ENV['POD_NAME']}"`,
-    `    namespace "#{ENV['POD_NAMESPACE']}"`,
-    "  </record>",
-    "</filter>",
-    match,
-  ].join("\n");
+/** Everything besides the profile that shapes the container. */
+export interface SidecarOptions {
+  /** A restartable init container (`restartPolicy: Always`) instead of a regular one. */
+  native: boolean;
+  /** Who the agent runs as instead of the profile's user, so that it reads what the apps write. */
+  identity?: Identity | undefined;
+  /** Added as an `ephemeral-storage` request unless the profile sets one. */
+  stateSizeLimit?: string | undefined;
 }
 
-/** Fluent Bit command-line pipeline (it has no inline config-string flag). */
-export function fluentBitArgs(logDir: string, output: Output): string[] {
-  const input = [
-    "-i",
-    "tail",
-    "-p",
-    `path=${logDir}/*.log,${logDir}/*/*.log`,
-    "-p",
-    `db=${logDir}/.fluent-bit-tail.db`,
-    "-p",
-    "tag=app.*",
-    "-p",
-    "read_from_head=true",
-  ];
-  // parseConfig rejects raw output for fluent-bit, so only stdout and forward reach here.
-  const out = output.type === "forward"
-    ? ["-o", "forward", "-p", "match=*", "-p", `host=${output.host}`, "-p", `port=${output.port}`]
-    : ["-o", "stdout", "-p", "match=*", "-p", "format=json_lines"];
-  return [...input, ...out, "-f", "1"];
-}
+/** Fluentd's temp dir: Ruby refuses a world-writable one such as an emptyDir's root. */
+const FLUENTD_TMPDIR = `${AGENT_STATE_DIR}/tmp`;
 
 function commandFor(profile: Profile): Pick<Container, "command" | "args"> {
-  if (profile.configMap) return {}; // the image's own entrypoint reads the mounted config
+  const config = `${AGENT_CONFIG_DIR[profile.agent]}/${AGENT_CONFIG_FILE[profile.agent]}`;
   if (profile.agent === "fluentd") {
+    // The root filesystem is read-only and Fluentd needs a private temp dir for its lock files;
+    // its own log goes to stderr so that stdout carries only records.
     return {
-      command: ["fluentd"],
-      args: ["-c", "/dev/null", "-i", fluentdConfig(profile.logDir, profile.output)],
+      command: ["sh", "-c"],
+      args: [`mkdir -p -m 0700 "$TMPDIR" && exec fluentd -c ${config} -o /dev/stderr`],
     };
   }
-  return {
-    command: ["/fluent-bit/bin/fluent-bit"],
-    args: fluentBitArgs(profile.logDir, profile.output),
-  };
+  return { command: ["/fluent-bit/bin/fluent-bit"], args: ["-c", config] };
 }
 
 const fieldEnv = (name: string, fieldPath: string): EnvVar => ({
@@ -86,17 +58,39 @@ const fieldEnv = (name: string, fieldPath: string): EnvVar => ({
   valueFrom: { fieldRef: { fieldPath } },
 });
 
-/** Builds the sidecar container; `native` makes it a restartable init container. */
-export function renderSidecar(profile: Profile, names: SidecarNames, native: boolean): Container {
+/** Builds the sidecar container. */
+export function renderSidecar(
+  profile: Profile,
+  names: SidecarNames,
+  options: SidecarOptions,
+): Container {
   const own = new Set(profile.env.map((e) => e.name));
   const env = [
     fieldEnv("POD_NAME", "metadata.name"),
     fieldEnv("POD_NAMESPACE", "metadata.namespace"),
     fieldEnv("NODE_NAME", "spec.nodeName"),
+    // Fluentd's supervisor puts its socket in SERVERENGINE_SOCKETMANAGER_SOCK_DIR, else /tmp.
+    ...(profile.agent === "fluentd"
+      ? [
+        { name: "TMPDIR", value: FLUENTD_TMPDIR },
+        { name: "SERVERENGINE_SOCKETMANAGER_SOCK_DIR", value: FLUENTD_TMPDIR },
+      ]
+      : []),
   ].filter((e) => !own.has(e.name));
-  const volumeMounts = [{ name: names.volume, mountPath: profile.logDir }];
-  if (names.configVolume) {
-    volumeMounts.push({ name: names.configVolume, mountPath: AGENT_CONFIG_DIR[profile.agent] });
+  const volumeMounts: VolumeMount[] = [
+    { name: names.volume, mountPath: profile.logDir, readOnly: true },
+    { name: names.stateVolume, mountPath: AGENT_STATE_DIR },
+    { name: names.configVolume, mountPath: AGENT_CONFIG_DIR[profile.agent], readOnly: true },
+  ];
+  if (names.caVolume) {
+    volumeMounts.push({ name: names.caVolume, mountPath: FORWARD_CA_DIR, readOnly: true });
+  }
+  let resources = profile.resources;
+  if (options.stateSizeLimit && resources.requests?.["ephemeral-storage"] === undefined) {
+    resources = {
+      ...resources,
+      requests: { ...resources.requests, "ephemeral-storage": options.stateSizeLimit },
+    };
   }
   return {
     name: names.container,
@@ -105,9 +99,11 @@ export function renderSidecar(profile: Profile, names: SidecarNames, native: boo
     ...commandFor(profile),
     // The config is deeply frozen, so sharing its objects with the patch is safe and saves a copy per pod.
     env: [...env, ...profile.env],
-    resources: profile.resources,
-    securityContext: profile.securityContext,
+    resources,
+    securityContext: options.identity
+      ? { ...profile.securityContext, ...options.identity }
+      : profile.securityContext,
     volumeMounts,
-    ...(native ? { restartPolicy: "Always" } : {}),
+    ...(options.native ? { restartPolicy: "Always" } : {}),
   };
 }

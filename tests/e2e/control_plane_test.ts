@@ -287,8 +287,12 @@ Deno.test(
     );
     assert.deepEqual(pod.spec.volumes.find((v: Obj) => v.name === "app-logs"), {
       name: "app-logs",
-      emptyDir: {},
+      emptyDir: { sizeLimit: "1Gi" },
     });
+    // The apiserver accepted the downward API file that carries the agent's config.
+    const config = pod.spec.volumes.find((v: Obj) => v.name === "app-logs-config");
+    assert.equal(config.downwardAPI.items[0].path, "fluent.conf");
+    assert.match(pod.metadata.annotations["sidecar-injector.io/agent-config"], /@type tail/);
     assert.ok(!r.stderr.includes("Warning:"), `no warnings expected: ${r.stderr}`);
   },
 );

@@ -1,0 +1,524 @@
+/**
+ * Agent conformance suite (`deno task agents`, not part of `deno task test`):
+ * the injected agent container, rendered by `inject()`, run by real Fluentd
+ * and Fluent Bit the way a kubelet runs it (see `kubelet.ts`), against each
+ * way a log line can get lost. Needs root and `FLUENTD`/`FLUENT_BIT`.
+ * @module
+ */
+import assert from "node:assert/strict";
+import jsonpatch from "fast-json-patch";
+import type { Pod, PodSecurityContext } from "kubernetes-types/core/v1.d.ts";
+import { inject, parseConfig } from "../../lib/mod.ts";
+import { exec, out } from "../../testing/process.ts";
+import { Aggregator, type TlsIdentity } from "./aggregator.ts";
+import { type AgentBinaries, agentBinaries, type AgentProcess, PodSandbox } from "./kubelet.ts";
+
+const agents: AgentBinaries = agentBinaries();
+type AgentName = "fluentd" | "fluent-bit";
+const AGENTS: AgentName[] = ["fluentd", "fluent-bit"];
+const NAMESPACE = "shop";
+const NODE = "node-7";
+const LOG_DIR = "/var/log/app";
+
+/** One row of the figures the README quotes. */
+interface Row {
+  agent: AgentName;
+  scenario: string;
+  sent: number;
+  received: number;
+  lost: number;
+  duplicates: number;
+  p50Ms: number;
+  maxMs: number;
+  peakRssMiB: number;
+}
+const rows: Row[] = [];
+
+/** The agent's output: the aggregator's records, or its stdout parsed as JSON lines. */
+type Sink = () => Array<{ record: Record<string, unknown>; at: number }>;
+
+/** Renders `pod` through `inject()` with `output` and returns the patched pod. */
+function render(
+  agent: AgentName,
+  output: string,
+  podPatch: Partial<Pod["spec"]> = {},
+  containers = ["app"],
+): Pod {
+  const config = parseConfig(
+    `defaultProfile: ${agent}\nprofiles:\n  ${agent}:\n    output: ${output}\n`,
+    "conformance",
+  );
+  const pod: Pod = {
+    metadata: { name: `${agent}-pod`, namespace: NAMESPACE },
+    spec: {
+      nodeName: NODE,
+      containers: containers.map((name) => ({ name, image: "busybox" })),
+      ...podPatch,
+    },
+  };
+  const result = inject(pod, config, { namespace: NAMESPACE });
+  assert.equal(result.decision, "injected", result.reason);
+  return jsonpatch.applyPatch(structuredClone(pod), result.patch).newDocument;
+}
+
+/** A pod's log volume as the app sees it, recording when each line was written. */
+class App {
+  readonly sentAt = new Map<string, number>();
+  #seq = 0;
+  constructor(readonly dir: string, readonly name: string) {}
+
+  /** Appends `n` lines to `file` (relative to the log dir), creating directories. */
+  async write(file: string, n: number, pad = 0): Promise<string[]> {
+    const path = `${this.dir}/${file}`;
+    await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    const lines = Array.from({ length: n }, () => `${this.name}-${++this.#seq}${"x".repeat(pad)}`);
+    const at = performance.now();
+    await Deno.writeTextFile(path, lines.map((l) => `${l}\n`).join(""), { append: true });
+    for (const l of lines) this.sentAt.set(l, at);
+    return lines;
+  }
+}
+
+function stdoutSink(runs: AgentProcess[]): Sink {
+  return () =>
+    runs.flatMap((r) =>
+      r.stdout.filter((l) => l !== "").map((l) => ({ record: JSON.parse(l), at: 0 }))
+    );
+}
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs: number, agent?: AgentProcess) {
+  const deadline = performance.now() + timeoutMs;
+  while (!cond()) {
+    agent?.sample();
+    if (performance.now() > deadline || agent?.done) {
+      throw new Error(
+        `${agent?.done ? "agent exited" : `timed out after ${timeoutMs} ms`} waiting for ${what}\n${
+          agent?.stderr.slice(-3000) ?? ""
+        }`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Counts what `sink` received of what `app` sent, records a row and returns it. */
+function tally(
+  agent: AgentName,
+  scenario: string,
+  app: App,
+  sink: Sink,
+  peak: number,
+  arrival = true,
+): Row {
+  const seen = new Map<string, number>();
+  const latencies: number[] = [];
+  for (const { record, at } of sink()) {
+    const line = String(record.log);
+    if (!app.sentAt.has(line)) continue;
+    seen.set(line, (seen.get(line) ?? 0) + 1);
+    if (arrival && seen.get(line) === 1) latencies.push(at - (app.sentAt.get(line) ?? 0));
+  }
+  latencies.sort((a, b) => a - b);
+  const duplicates = [...seen.values()].reduce((n, c) => n + c - 1, 0);
+  const row: Row = {
+    agent,
+    scenario,
+    sent: app.sentAt.size,
+    received: seen.size,
+    lost: app.sentAt.size - seen.size,
+    duplicates,
+    p50Ms: Math.round(latencies[Math.floor(latencies.length / 2)] ?? 0),
+    maxMs: Math.round(latencies.at(-1) ?? 0),
+    peakRssMiB: Math.round(peak / 1024),
+  };
+  rows.push(row);
+  return row;
+}
+
+const delivered = (app: App, sink: Sink) => () => {
+  const got = new Set(sink().map((r) => String(r.record.log)));
+  return [...app.sentAt.keys()].every((l) => got.has(l));
+};
+
+/** The pod's default `terminationGracePeriodSeconds`. */
+const GRACE_MS = 30_000;
+
+/** Stops the agent as the kubelet does: SIGTERM, then SIGKILL at the end of the grace period. */
+async function stop(p: AgentProcess): Promise<Deno.CommandStatus> {
+  p.signal("SIGTERM");
+  const timer = setTimeout(() => p.oomKill(), GRACE_MS);
+  try {
+    return await p.wait();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function tlsIdentity(dir: string): Promise<TlsIdentity & { ca: string }> {
+  const r = await exec("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+    "-keyout",
+    `${dir}/key.pem`,
+    "-out",
+    `${dir}/cert.pem`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const cert = await Deno.readTextFile(`${dir}/cert.pem`);
+  return { cert, key: await Deno.readTextFile(`${dir}/key.pem`), ca: cert };
+}
+
+for (const agent of AGENTS) {
+  Deno.test(`${agent}: stdout is one JSON object per line with pod, namespace, node, container`, async () => {
+    const pod = render(agent, "{ type: stdout }", {}, ["web", "worker"]);
+    const box = await PodSandbox.create(pod);
+    const app = new App(box.dir("app-logs"), "json");
+    await app.write("web.log", 50);
+    await app.write("worker/deep/a/b.log", 50);
+    await app.write("other.log", 50);
+    const run = box.start(agent, agents);
+    const sink = stdoutSink([run]);
+    try {
+      await waitFor("150 records on stdout", delivered(app, sink), 20_000, run);
+      await stop(run);
+      for (const line of run.stdout.filter((l) => l !== "")) {
+        const r = JSON.parse(line);
+        assert.equal(typeof r, "object", line);
+        for (const key of ["time", "log", "file", "pod", "namespace", "node", "container"]) {
+          assert.ok(key in r, `${key} missing in ${line}`);
+        }
+        assert.equal(r.pod, pod.metadata?.name);
+        assert.equal(r.namespace, NAMESPACE);
+        assert.equal(r.node, NODE);
+        const want = r.file === `${LOG_DIR}/web.log`
+          ? "web"
+          : r.file.startsWith(`${LOG_DIR}/worker/`)
+          ? "worker"
+          : r.file;
+        assert.equal(r.container, want, line);
+      }
+      const row = tally(
+        agent,
+        "stdout JSON lines (3 files, nested)",
+        app,
+        sink,
+        run.peakRssKiB,
+        false,
+      );
+      assert.equal(row.lost, 0);
+      assert.equal(row.duplicates, 0);
+    } finally {
+      await run.oomKill();
+      await box.remove();
+    }
+  });
+
+  Deno.test(`${agent}: files created later, at any depth, ship within seconds`, async () => {
+    const agg = await Aggregator.start();
+    const box = await PodSandbox.create(
+      render(agent, `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`),
+    );
+    const app = new App(box.dir("app-logs"), "late");
+    const run = box.start(agent, agents);
+    const sink: Sink = () => agg.received;
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      for (let depth = 0; depth <= 5; depth++) {
+        await app.write(`${"d/".repeat(depth)}late-${depth}.log`, 20);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      await waitFor("late files", delivered(app, sink), 20_000, run);
+      const row = tally(agent, "late files, depth 0-5", app, sink, run.peakRssKiB);
+      assert.equal(row.lost, 0);
+      assert.ok(row.maxMs < 10_000, `slowest new file took ${row.maxMs} ms`);
+    } finally {
+      await run.oomKill();
+      await agg.down();
+      await box.remove();
+    }
+  });
+
+  Deno.test(`${agent}: rotation by rename, copytruncate and rename to a .log name loses and repeats nothing`, async () => {
+    const agg = await Aggregator.start();
+    const box = await PodSandbox.create(
+      render(agent, `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`),
+    );
+    const dir = box.dir("app-logs");
+    const app = new App(dir, "rot");
+    const run = box.start(agent, agents);
+    const sink: Sink = () => agg.received;
+    try {
+      await app.write("app.log", 10);
+      await waitFor("the agent to follow app.log", delivered(app, sink), 20_000, run);
+      await app.write("app.log", 200);
+      await Deno.rename(`${dir}/app.log`, `${dir}/app.log.1`);
+      await app.write("app.log", 200);
+      await waitFor("rename + create", delivered(app, sink), 20_000, run);
+      // copytruncate loses what the agent has not read when the file is truncated: logrotate's known gap.
+      await Deno.copyFile(`${dir}/app.log`, `${dir}/app.log.2`);
+      await Deno.truncate(`${dir}/app.log`, 0);
+      await app.write("app.log", 200);
+      await waitFor("copytruncate", delivered(app, sink), 20_000, run);
+      await app.write("app.log", 100);
+      await Deno.rename(`${dir}/app.log`, `${dir}/app-2.log`);
+      await app.write("app.log", 200);
+      await waitFor("rename to .log", delivered(app, sink), 20_000, run);
+      await new Promise((r) => setTimeout(r, 4000)); // room for a re-read to show up
+      const row = tally(
+        agent,
+        "rotation (rename, copytruncate, rename to .log)",
+        app,
+        sink,
+        run.peakRssKiB,
+      );
+      assert.equal(row.lost, 0);
+      assert.equal(row.duplicates, 0);
+    } finally {
+      await run.oomKill();
+      await agg.down();
+      await box.remove();
+    }
+  });
+
+  Deno.test(`${agent}: long lines ship up to 1 MiB, a longer one is dropped and logged, the file goes on`, async () => {
+    const agg = await Aggregator.start();
+    const box = await PodSandbox.create(
+      render(agent, `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`),
+    );
+    const app = new App(box.dir("app-logs"), "long");
+    const run = box.start(agent, agents);
+    const sink: Sink = () => agg.received;
+    try {
+      await app.write("app.log", 10);
+      const [big = ""] = await app.write("app.log", 1, 64 * 1024);
+      const [huge = ""] = await app.write("app.log", 1, 2 * 1024 * 1024);
+      app.sentAt.delete(huge);
+      await app.write("app.log", 10);
+      await waitFor("lines after the long one", delivered(app, sink), 20_000, run);
+      assert.ok(agg.lines().includes(big), "the 64 KiB line arrives whole");
+      assert.ok(!agg.lines().some((l) => l.length > 1024 * 1024));
+      assert.match(run.stderr, /longer than|long lines/i);
+      const row = tally(
+        agent,
+        "long lines (64 KiB kept, 2 MiB dropped+logged)",
+        app,
+        sink,
+        run.peakRssKiB,
+      );
+      assert.equal(row.lost, 0);
+    } finally {
+      await run.oomKill();
+      await agg.down();
+      await box.remove();
+    }
+  });
+
+  Deno.test(`${agent}: a non-root app's 0600 files in a 0700 directory, and fsGroup files, ship`, async () => {
+    const security: PodSecurityContext = { runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000 };
+    const agg = await Aggregator.start();
+    const pod = render(agent, `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`, {
+      securityContext: security,
+    });
+    const box = await PodSandbox.create(pod);
+    const dir = box.dir("app-logs");
+    const app = new App(dir, "uid");
+    await app.write("private/app.log", 50);
+    await Deno.chown(`${dir}/private`, 1000, 3000);
+    await Deno.chmod(`${dir}/private`, 0o700);
+    await Deno.chown(`${dir}/private/app.log`, 1000, 3000);
+    await Deno.chmod(`${dir}/private/app.log`, 0o600);
+    await app.write("other-user.log", 50); // another user's file, readable by the pod's fsGroup
+    await Deno.chown(`${dir}/other-user.log`, 1001, 2000);
+    await Deno.chmod(`${dir}/other-user.log`, 0o640);
+    const run = box.start(agent, agents);
+    const sink: Sink = () => agg.received;
+    try {
+      await waitFor("non-root files", delivered(app, sink), 20_000, run);
+      assert.equal(run.uid(), 1000);
+      const row = tally(
+        agent,
+        "non-root: 0600 in 0700 dir + fsGroup 0640",
+        app,
+        sink,
+        run.peakRssKiB,
+      );
+      assert.equal(row.lost, 0);
+    } finally {
+      await run.oomKill();
+      await agg.down();
+      await box.remove();
+    }
+  });
+
+  Deno.test(`${agent}: SIGTERM flushes everything written before it, within the grace period`, async () => {
+    const agg = await Aggregator.start();
+    const box = await PodSandbox.create(
+      render(agent, `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`),
+    );
+    const app = new App(box.dir("app-logs"), "term");
+    const run = box.start(agent, agents);
+    const sink: Sink = () => agg.received;
+    try {
+      await app.write("app.log", 10);
+      await waitFor("agent up", delivered(app, sink), 20_000, run);
+      await app.write("app.log", 2000);
+      const t0 = performance.now();
+      const status = await stop(run);
+      const stopMs = performance.now() - t0;
+      assert.equal(status.code, 0, run.stderr.slice(-2000));
+      assert.ok(stopMs < 25_000, `stopped after ${stopMs} ms`);
+      const row = tally(
+        agent,
+        `SIGTERM right after 2000 lines (stopped in ${Math.round(stopMs)} ms)`,
+        app,
+        sink,
+        run.peakRssKiB,
+      );
+      assert.equal(row.lost, 0);
+    } finally {
+      await run.oomKill();
+      await agg.down();
+      await box.remove();
+    }
+  });
+
+  Deno.test(`${agent}: aggregator outage with an unresolvable name, agent restart and OOM kill lose nothing`, async () => {
+    const agg = await Aggregator.start();
+    await agg.down();
+    const hosts = await Deno.makeTempFile({ prefix: "hosts-" });
+    await Deno.writeTextFile(hosts, "127.0.0.1 localhost\n");
+    await Deno.chmod(hosts, 0o644);
+    const box = await PodSandbox.create(
+      render(agent, `{ type: forward, host: aggregator.logging.test, port: ${agg.port} }`),
+    );
+    const app = new App(box.dir("app-logs"), "outage");
+    const sink: Sink = () => agg.received;
+    let run = box.start(agent, agents, { hostsFile: hosts });
+    let peak = 0;
+    try {
+      await app.write("app.log", 300);
+      await new Promise((r) => setTimeout(r, 5000));
+      run.sample();
+      assert.equal(
+        await Promise.race([run.exited.then(() => "exited"), Promise.resolve("running")]),
+        "running",
+      );
+      await stop(run); // restart during the outage
+      peak = Math.max(peak, run.peakRssKiB);
+      run = box.start(agent, agents, { hostsFile: hosts });
+      await app.write("app.log", 300);
+      await new Promise((r) => setTimeout(r, 4000));
+      run.sample();
+      await run.oomKill(); // killed mid-backlog
+      peak = Math.max(peak, run.peakRssKiB);
+      run = box.start(agent, agents, { hostsFile: hosts });
+      await app.write("nested/after-oom.log", 300);
+      await new Promise((r) => setTimeout(r, 4000));
+      assert.equal(agg.received.length, 0);
+      // The name resolves and the aggregator is back.
+      await Deno.writeTextFile(hosts, "127.0.0.1 localhost aggregator.logging.test\n");
+      await agg.up();
+      const back = performance.now();
+      await waitFor("the backlog after the outage", delivered(app, sink), 90_000, run);
+      const drainMs = performance.now() - back;
+      peak = Math.max(peak, run.peakRssKiB);
+      const row = tally(
+        agent,
+        `outage: unresolvable name, restart, OOM kill (drained ${Math.round(drainMs)} ms after)`,
+        app,
+        sink,
+        peak,
+        false,
+      );
+      assert.equal(row.lost, 0);
+    } finally {
+      await run.oomKill();
+      await agg.down();
+      await box.remove();
+      await Deno.remove(hosts);
+    }
+  });
+
+  Deno.test(`${agent}: a 50 MB backlog during an outage stays on disk, memory bounded, all delivered`, async () => {
+    const agg = await Aggregator.start();
+    await agg.down();
+    const box = await PodSandbox.create(
+      render(agent, `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`),
+    );
+    const app = new App(box.dir("app-logs"), "burst");
+    const run = box.start(agent, agents);
+    const sink: Sink = () => agg.received;
+    try {
+      await new Promise((r) => setTimeout(r, 2000));
+      const idle = run.sample();
+      for (let i = 0; i < 50; i++) await app.write(`burst-${i % 5}.log`, 8000, 110); // ~1 MB each
+      const t0 = performance.now();
+      while (performance.now() - t0 < 15_000) {
+        run.sample();
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await agg.up();
+      await waitFor("the 50 MB backlog", delivered(app, sink), 240_000, run);
+      const row = tally(
+        agent,
+        `50 MB backlog (idle RSS ${Math.round(idle / 1024)} MiB)`,
+        app,
+        sink,
+        run.peakRssKiB,
+        false,
+      );
+      assert.equal(row.lost, 0);
+    } finally {
+      await run.oomKill();
+      await agg.down();
+      await box.remove();
+    }
+  });
+
+  Deno.test(`${agent}: forward over TLS with the CA from a Secret`, async () => {
+    const certDir = await Deno.makeTempDir();
+    const id = await tlsIdentity(certDir);
+    const agg = await Aggregator.start(0, id);
+    const box = await PodSandbox.create(
+      render(
+        agent,
+        `{ type: forward, host: localhost, port: ${agg.port}, tls: true, caSecret: aggregator-ca }`,
+      ),
+      { "aggregator-ca": { "ca.crt": id.ca } },
+    );
+    const app = new App(box.dir("app-logs"), "tls");
+    const run = box.start(agent, agents);
+    const sink: Sink = () => agg.received;
+    try {
+      await app.write("app.log", 200);
+      await waitFor("TLS delivery", delivered(app, sink), 20_000, run);
+      const row = tally(agent, "forward over TLS", app, sink, run.peakRssKiB);
+      assert.equal(row.lost, 0);
+    } finally {
+      await run.oomKill();
+      await agg.down();
+      await box.remove();
+      await Deno.remove(certDir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("figures", () => {
+  out("\nagent       | scenario | sent | received | lost | dup | p50 ms | max ms | peak RSS MiB");
+  for (const r of rows) {
+    out(
+      `${r.agent} | ${r.scenario} | ${r.sent} | ${r.received} | ${r.lost} | ${r.duplicates} | ${r.p50Ms} | ${r.maxMs} | ${r.peakRssMiB}`,
+    );
+  }
+  Deno.mkdirSync("tests/agents/results", { recursive: true });
+  Deno.writeTextFileSync(`tests/agents/results/latest.json`, JSON.stringify(rows, null, 2) + "\n");
+});
