@@ -1,26 +1,11 @@
 import assert from "node:assert/strict";
 import { memoryLogger } from "../testing/memory_logger.ts";
-import { exec, REPO_ROOT } from "../testing/process.ts";
+import { genCertTexts } from "../testing/certs.ts";
 import { certExpiryMonitor } from "./cert_expiry.ts";
 import { notAfter } from "./cert.ts";
 import { Metrics } from "./metrics.ts";
 
-async function leaf(days: number): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "cert-expiry-test-" });
-  try {
-    const r = await exec("bash", [
-      `${REPO_ROOT}/k8s/gen-certs.sh`,
-      "--out",
-      dir,
-      "--days",
-      String(days),
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    return await Deno.readTextFile(`${dir}/tls.crt`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const leaf = async (days: number) => (await genCertTexts("--days", String(days))).cert;
 
 Deno.test("cert expiry: gauge = notAfter; warn from 30 days before, repeated while it applies", async () => {
   const [short, long] = await Promise.all([leaf(10), leaf(365)]);

@@ -1,22 +1,7 @@
 import assert from "node:assert/strict";
-import { exec, REPO_ROOT } from "../testing/process.ts";
+import { genCertTexts as genCerts } from "../testing/certs.ts";
+import { exec } from "../testing/process.ts";
 import { CertificateError, daysUntil, notAfter, verifyServingCert } from "./cert.ts";
-
-/** A CA and a leaf from the repo's own k8s/gen-certs.sh (openssl), in a temp dir. */
-async function genCerts(...args: string[]): Promise<{ ca: string; leaf: string; key: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "cert-test-" });
-  try {
-    const r = await exec("bash", [`${REPO_ROOT}/k8s/gen-certs.sh`, "--out", dir, ...args]);
-    assert.equal(r.code, 0, r.stderr);
-    return {
-      ca: await Deno.readTextFile(`${dir}/ca.crt`),
-      leaf: await Deno.readTextFile(`${dir}/tls.crt`),
-      key: await Deno.readTextFile(`${dir}/tls.key`),
-    };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 async function enddate(pem: string): Promise<Date> {
   const r = await exec("openssl", ["x509", "-noout", "-enddate"], { stdin: pem });
@@ -26,23 +11,23 @@ async function enddate(pem: string): Promise<Date> {
 Deno.test("verifyServingCert(): the right CA verifies, another CA with the same name does not", async () => {
   const [a, b] = await Promise.all([genCerts("--days", "40"), genCerts()]);
   const now = new Date();
-  const ok = verifyServingCert(a.ca, a.leaf, now);
+  const ok = verifyServingCert(a.ca, a.cert, now);
   assert.equal(ok.ok, true, ok.detail);
-  assert.equal(ok.notAfter.getTime(), (await enddate(a.leaf)).getTime());
+  assert.equal(ok.notAfter.getTime(), (await enddate(a.cert)).getTime());
   assert.ok(ok.daysLeft === 39 || ok.daysLeft === 40, `${ok.daysLeft} days`);
   // Same subject (gen-certs names every CA alike), other key: must not verify.
-  const bad = verifyServingCert(b.ca, a.leaf, now);
+  const bad = verifyServingCert(b.ca, a.cert, now);
   assert.equal(bad.ok, false);
   assert.match(
     bad.detail,
     /caBundle does not verify the serving certificate \(issuer CN=sidecar-injector-ca/,
   );
   // A bundle holding both CAs verifies: what a CA rotation leaves in caBundle.
-  assert.equal(verifyServingCert(b.ca + a.ca, a.leaf, now).ok, true);
+  assert.equal(verifyServingCert(b.ca + a.ca, a.cert, now).ok, true);
 });
 
 Deno.test("verifyServingCert(): expired and not-yet-valid leaves fail; junk throws", async () => {
-  const { ca, leaf } = await genCerts("--days", "2");
+  const { ca, cert: leaf } = await genCerts("--days", "2");
   const expired = verifyServingCert(ca, leaf, new Date(Date.now() + 3 * 86_400_000));
   assert.equal(expired.ok, false);
   assert.match(expired.detail, /^expired /);
@@ -61,7 +46,7 @@ Deno.test("verifyServingCert(): expired and not-yet-valid leaves fail; junk thro
 });
 
 Deno.test("notAfter() and daysUntil()", async () => {
-  const { leaf } = await genCerts("--days", "10");
+  const { cert: leaf } = await genCerts("--days", "10");
   assert.equal(notAfter(leaf).getTime(), (await enddate(leaf)).getTime());
   assert.equal(daysUntil(new Date(86_400_000 * 3), new Date(0)), 3);
   assert.equal(daysUntil(new Date(0), new Date(1)), -1);

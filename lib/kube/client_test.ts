@@ -1,32 +1,11 @@
 import assert from "node:assert/strict";
-import { exec, REPO_ROOT } from "../../testing/process.ts";
+import { type CertTexts, genCertTexts } from "../../testing/certs.ts";
 import { KubeClient, KubeError } from "./client.ts";
 import type { Credentials } from "./credentials.ts";
 import { parseExecCredential, runExecPlugin } from "./exec_credential.ts";
 
-interface Tls {
-  ca: string;
-  cert: string;
-  key: string;
-}
-
-async function tls(): Promise<Tls> {
-  const dir = await Deno.makeTempDir({ prefix: "kube-client-test-" });
-  try {
-    const r = await exec("bash", [
-      `${REPO_ROOT}/k8s/gen-certs.sh`,
-      "--out",
-      dir,
-      "--san",
-      "IP:127.0.0.1",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    const read = (f: string) => Deno.readTextFile(`${dir}/${f}`);
-    return { ca: await read("ca.crt"), cert: await read("tls.crt"), key: await read("tls.key") };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+type Tls = CertTexts;
+const tls = () => genCertTexts("--san", "IP:127.0.0.1");
 
 /** A TLS server standing in for the apiserver's answers (the e2e tests use the real one). */
 function apiServer(certs: Tls, handler: (req: Request) => Response | Promise<Response>) {

@@ -491,7 +491,7 @@ Deno.test("components/audit: read-only RBAC for the injector's ServiceAccount, t
   const [patch] = arr(kust.patches, "patches").map((p) => obj(p, "patch"));
   assert.deepEqual(obj(patch?.target, "target").name, "sidecar-injector");
   const ops = arr(load(String(patch?.patch)), "ops").map((o) => obj(o, "op"));
-  assert.deepEqual(ops.map((o) => o.value), [true, "--audit-interval", "5m"]);
+  assert.deepEqual(ops.map((o) => o.value), [true, "--audit-interval", "5m", "192Mi"]);
   // What the audit reads in the pod must be in the serve permission set the image bakes in.
   const serve = JSON.parse(readText("deno.json")).permissions.serve;
   assert.ok(serve.read.includes("/var/run/secrets/kubernetes.io/serviceaccount"));
