@@ -16,6 +16,7 @@ import { load } from "js-yaml";
 import {
   type ControlPlane,
   exec,
+  freePort,
   REPO_ROOT,
   say,
   startControlPlane,
@@ -586,6 +587,38 @@ Deno.test(
       const s = await wh.stop();
       assert.equal(s.code, 0);
     }
+  },
+);
+
+Deno.test(
+  "e2e audit: errors exit 2: no kubeconfig, an unreachable API server, a forbidden read",
+  opts,
+  async () => {
+    const env = await setup();
+    const missing = await audit(env, ["-A"], `${env.cp.dir}/no-such-kubeconfig`);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, /error: no kubeconfig found \(looked at .*no-such-kubeconfig\)/);
+
+    const dead = `${env.cp.dir}/dead.kubeconfig`;
+    const port = freePort();
+    await Deno.writeTextFile(
+      dead,
+      kubeconfig(env.cp, { token: "x" }).replace(env.cp.server, `https://127.0.0.1:${port}`),
+    );
+    const unreachable = await audit(env, ["-A"], dead);
+    assert.equal(unreachable.code, 2, unreachable.stderr);
+    assert.match(
+      unreachable.stderr,
+      new RegExp(`error: GET .* on https://127\\.0\\.0\\.1:${port}: `),
+    );
+
+    // The in-server audit's ServiceAccount may not read ConfigMaps or Secrets: the CLI says so.
+    const forbidden = await audit(env, ["-A"], env.saKubeconfig);
+    assert.equal(forbidden.code, 2, forbidden.stdout);
+    assert.match(
+      forbidden.stderr,
+      /error: GET \/api\/v1\/namespaces\/sidecar-injector\/configmaps\/sidecar-injector-config: 403 /,
+    );
   },
 );
 
