@@ -22,6 +22,10 @@ export interface ServeOptions {
   maxConnections: number;
   metricsPort: number | undefined;
   logLevel: Level;
+  /** Audit the cluster's pods this often (milliseconds); off when undefined. */
+  auditIntervalMs: number | undefined;
+  /** Kubeconfig for the audit; in-cluster credentials when undefined. */
+  kubeconfig: string | undefined;
 }
 
 /** Options of `inject`. */
@@ -32,11 +36,28 @@ export interface InjectOptions {
   configFile: string | undefined;
 }
 
+/** Options of `audit`. */
+export interface AuditOptions {
+  kubeconfig: string | undefined;
+  context: string | undefined;
+  /** One namespace; undefined with `allNamespaces`, or for the context's namespace. */
+  namespace: string | undefined;
+  allNamespaces: boolean;
+  output: "table" | "json";
+  /** A local config file instead of the cluster's ConfigMap. */
+  configFile: string | undefined;
+  /** Name of the MutatingWebhookConfiguration. */
+  webhook: string;
+  /** Where the injector's ConfigMap and Secret live; default: the webhook's Service namespace. */
+  injectorNamespace: string | undefined;
+}
+
 /** What the command line asks for. */
 export type Command =
   | { name: "help" }
   | { name: "serve"; options: ServeOptions }
-  | { name: "inject"; options: InjectOptions };
+  | { name: "inject"; options: InjectOptions }
+  | { name: "audit"; options: AuditOptions };
 
 const LEVELS: readonly Level[] = ["debug", "info", "warn", "error"];
 const MAX_PORT = 65535;
@@ -59,6 +80,8 @@ const SERVE: Options = {
   "max-connections": { type: "string" },
   "metrics-port": { type: "string" },
   "log-level": { type: "string" },
+  "audit-interval": { type: "string" },
+  kubeconfig: { type: "string" },
 };
 
 const INJECT: Options = {
@@ -68,7 +91,19 @@ const INJECT: Options = {
   config: { type: "string" },
 };
 
-const COMMANDS: Record<string, Options> = { serve: SERVE, inject: INJECT };
+const AUDIT: Options = {
+  ...HELP,
+  kubeconfig: { type: "string" },
+  context: { type: "string" },
+  namespace: { type: "string", short: "n" },
+  "all-namespaces": { type: "boolean", short: "A" },
+  output: { type: "string", short: "o" },
+  config: { type: "string" },
+  webhook: { type: "string" },
+  "injector-namespace": { type: "string" },
+};
+
+const COMMANDS: Record<string, Options> = { serve: SERVE, inject: INJECT, audit: AUDIT };
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -121,9 +156,32 @@ function integer(values: Values, name: string, fallback: number, min: number, ma
   return n;
 }
 
+const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000 };
+const MIN_AUDIT_MS = 1000;
+const MAX_AUDIT_MS = 24 * 3_600_000;
+
+/** `5m`, `90s`, `1h30m`: a Go-style duration of whole hours, minutes and seconds. */
+function duration(values: Values, name: string, min: number, max: number): number | undefined {
+  const raw = text(values, name);
+  if (raw === undefined) return undefined;
+  const parts = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(raw);
+  const ms = parts && raw !== ""
+    ? ["h", "m", "s"].reduce((sum, unit, i) => sum + Number(parts[i + 1] ?? 0) * UNIT_MS[unit]!, 0)
+    : NaN;
+  if (!(ms >= min && ms <= max)) {
+    throw new UsageError(`--${name} must be a duration such as 30s, 5m or 1h, from 1s to 24h`);
+  }
+  return ms;
+}
+
 function serveOptions(values: Values): ServeOptions {
   const logLevel = LEVELS.find((l) => l === (text(values, "log-level") ?? "info"));
   if (!logLevel) throw new UsageError(`--log-level must be ${LEVELS.join("|")}`);
+  const auditIntervalMs = duration(values, "audit-interval", MIN_AUDIT_MS, MAX_AUDIT_MS);
+  const kubeconfig = text(values, "kubeconfig");
+  if (kubeconfig !== undefined && auditIntervalMs === undefined) {
+    throw new UsageError("--kubeconfig is used only with --audit-interval");
+  }
   return {
     certFile: required(values, "cert"),
     keyFile: required(values, "key"),
@@ -143,6 +201,8 @@ function serveOptions(values: Values): ServeOptions {
       ? undefined
       : integer(values, "metrics-port", 0, 0, MAX_PORT),
     logLevel,
+    auditIntervalMs,
+    kubeconfig,
   };
 }
 
@@ -150,6 +210,26 @@ function injectOptions(values: Values): InjectOptions {
   const output = text(values, "output") ?? "yaml";
   if (output !== "yaml" && output !== "json") throw new UsageError("-o must be yaml or json");
   return { file: required(values, "filename"), output, configFile: text(values, "config") };
+}
+
+function auditOptions(values: Values): AuditOptions {
+  const output = text(values, "output") ?? "table";
+  if (output !== "table" && output !== "json") throw new UsageError("-o must be table or json");
+  const namespace = text(values, "namespace");
+  const allNamespaces = values["all-namespaces"] === true;
+  if (namespace !== undefined && allNamespaces) {
+    throw new UsageError("--namespace and --all-namespaces exclude each other");
+  }
+  return {
+    kubeconfig: text(values, "kubeconfig"),
+    context: text(values, "context"),
+    namespace,
+    allNamespaces,
+    output,
+    configFile: text(values, "config"),
+    webhook: text(values, "webhook") ?? "sidecar-injector",
+    injectorNamespace: text(values, "injector-namespace"),
+  };
 }
 
 /**
@@ -176,7 +256,12 @@ export function parseCommand(args: readonly string[]): Command {
   if (!options) throw new UsageError(`unknown command ${name}`);
   const values = parse(rest, options);
   if (values.help === true) return { name: "help" };
-  return name === "serve"
-    ? { name, options: serveOptions(values) }
-    : { name: "inject", options: injectOptions(values) };
+  switch (name) {
+    case "serve":
+      return { name, options: serveOptions(values) };
+    case "audit":
+      return { name, options: auditOptions(values) };
+    default:
+      return { name: "inject", options: injectOptions(values) };
+  }
 }

@@ -17,6 +17,8 @@ Deno.test("parseCommand() fills serve defaults and reads every serve flag", () =
       maxConnections: 1024,
       metricsPort: undefined,
       logLevel: "info",
+      auditIntervalMs: undefined,
+      kubeconfig: undefined,
     },
   });
   const cmd = parseCommand([
@@ -47,6 +49,71 @@ Deno.test("parseCommand() fills serve defaults and reads every serve flag", () =
   assert.equal(cmd.options.maxConnections, 9);
   assert.equal(cmd.options.metricsPort, 9090);
   assert.equal(cmd.options.logLevel, "debug");
+});
+
+Deno.test("parseCommand() reads serve's --audit-interval (Go-style durations) and --kubeconfig", () => {
+  const cases: Array<[string, number]> = [["5m", 300_000], ["90s", 90_000], ["1h30m", 5_400_000], [
+    "1s",
+    1000,
+  ], ["24h", 86_400_000]];
+  for (const [text, ms] of cases) {
+    const cmd = parseCommand([...SERVE, "--audit-interval", text]);
+    assert.ok(cmd.name === "serve");
+    assert.equal(cmd.options.auditIntervalMs, ms, text);
+    assert.equal(cmd.options.kubeconfig, undefined);
+  }
+  const cmd = parseCommand([...SERVE, "--audit-interval=5m", "--kubeconfig", "/k"]);
+  assert.ok(cmd.name === "serve");
+  assert.equal(cmd.options.kubeconfig, "/k");
+});
+
+Deno.test("parseCommand() reads audit's flags; defaults to the context namespace and a table", () => {
+  assert.deepEqual(parseCommand(["audit"]), {
+    name: "audit",
+    options: {
+      kubeconfig: undefined,
+      context: undefined,
+      namespace: undefined,
+      allNamespaces: false,
+      output: "table",
+      configFile: undefined,
+      webhook: "sidecar-injector",
+      injectorNamespace: undefined,
+    },
+  });
+  assert.deepEqual(
+    parseCommand([
+      "audit",
+      "--kubeconfig=/k",
+      "--context",
+      "prod",
+      "-A",
+      "-o",
+      "json",
+      "--config",
+      "c.yaml",
+      "--webhook",
+      "w",
+      "--injector-namespace",
+      "inj",
+    ]),
+    {
+      name: "audit",
+      options: {
+        kubeconfig: "/k",
+        context: "prod",
+        namespace: undefined,
+        allNamespaces: true,
+        output: "json",
+        configFile: "c.yaml",
+        webhook: "w",
+        injectorNamespace: "inj",
+      },
+    },
+  );
+  const cmd = parseCommand(["audit", "-n", "shop"]);
+  assert.ok(cmd.name === "audit");
+  assert.equal(cmd.options.namespace, "shop");
 });
 
 Deno.test("parseCommand() runs serve when the first argument is a flag", () => {
@@ -94,6 +161,15 @@ const usageErrors: Array<[string[], RegExp]> = [
   [[...SERVE, "--max-in-flight", "0"], /^--max-in-flight must be an integer 1-1000000$/],
   [[...SERVE, "--metrics-port", "x"], /^--metrics-port must be an integer 0-65535$/],
   [[...SERVE, "--log-level", "loud"], /^--log-level must be debug\|info\|warn\|error$/],
+  [[...SERVE, "--audit-interval", "5"], /^--audit-interval must be a duration such as 30s/],
+  [[...SERVE, "--audit-interval", "500ms"], /^--audit-interval must be a duration/],
+  [[...SERVE, "--audit-interval", "0s"], /^--audit-interval must be a duration .* from 1s to 24h$/],
+  [[...SERVE, "--audit-interval", "25h"], /^--audit-interval must be a duration/],
+  [[...SERVE, "--audit-interval="], /^--audit-interval must be a duration/],
+  [[...SERVE, "--kubeconfig", "/k"], /^--kubeconfig is used only with --audit-interval$/],
+  [["audit", "-n", "a", "-A"], /^--namespace and --all-namespaces exclude each other$/],
+  [["audit", "-o", "yaml"], /^-o must be table or json$/],
+  [["audit", "--cert", "c"], /^unknown flag --cert$/],
 ];
 
 for (const [args, message] of usageErrors) {

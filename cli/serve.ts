@@ -3,12 +3,22 @@
  * @module
  */
 import {
+  auditCluster,
+  certExpiryMonitor,
   ConfigSource,
   createHandler,
   createLogger,
+  type Credentials,
+  inClusterCredentials,
+  INJECTOR_DEFAULTS,
+  KubeClient,
+  loadKubeconfig,
   type Logger,
   Metrics,
   metricsOnly,
+  type PeriodicAudit,
+  readRegistration,
+  startPeriodicAudit,
   TlsServer,
   watchFiles,
   writeAllSync,
@@ -58,6 +68,26 @@ export async function serve(options: ServeOptions): Promise<number> {
     return EXIT_INVALID_CONFIG;
   }
 
+  // Off unless asked for: auditing needs API credentials, which the base deployment does not mount.
+  let audit: { client: KubeClient; periodic?: PeriodicAudit } | undefined;
+  if (options.auditIntervalMs !== undefined) {
+    let credentials: Credentials;
+    try {
+      credentials = options.kubeconfig
+        ? await loadKubeconfig([options.kubeconfig])
+        : await inClusterCredentials();
+    } catch (err) {
+      log.error("cannot audit: no API credentials; not starting", {
+        error: err instanceof Error ? err.message : String(err),
+      });
+      log.flush();
+      return EXIT_INVALID_CONFIG;
+    }
+    audit = {
+      client: new KubeClient(credentials, { userAgent: `sidecar-injector/${VERSION}` }),
+    };
+  }
+
   let stopping = false;
   const handler = createHandler({
     config: () => config.current,
@@ -67,6 +97,7 @@ export async function serve(options: ServeOptions): Promise<number> {
     ready: () => !stopping,
     maxInFlight: options.maxInFlight,
   });
+  const certExpiry = certExpiryMonitor({ metrics, log });
   let server: TlsServer;
   try {
     server = await TlsServer.start({
@@ -79,10 +110,13 @@ export async function serve(options: ServeOptions): Promise<number> {
       drainDelayMs,
       maxConnections: options.maxConnections,
       onCertReload: (ok) => metrics.certReloads.inc({ result: ok ? "ok" : "rejected" }),
+      onCertLoaded: (cert) => certExpiry.update(cert),
     });
   } catch (err) {
     log.error("cannot start the TLS server", { error: String(err), certFile, keyFile });
     log.flush();
+    certExpiry.stop();
+    audit?.client.close();
     return EXIT_CANNOT_LISTEN;
   }
 
@@ -99,6 +133,22 @@ export async function serve(options: ServeOptions): Promise<number> {
     ? watchFiles([configFile], () => void config.reload(), { log })
     : undefined;
 
+  if (audit) {
+    const { client } = audit;
+    audit.periodic = startPeriodicAudit({
+      intervalMs: options.auditIntervalMs ?? 0,
+      metrics,
+      log,
+      run: async () =>
+        await auditCluster({
+          client,
+          config: config.current,
+          webhook: INJECTOR_DEFAULTS.webhook,
+          registration: await readRegistration(client, INJECTOR_DEFAULTS.webhook),
+        }),
+    });
+  }
+
   const stopped = Promise.withResolvers<void>();
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -106,6 +156,9 @@ export async function serve(options: ServeOptions): Promise<number> {
     log.info("shutting down", { signal, drainDelayMs });
     certWatch.close();
     configWatch?.close();
+    certExpiry.stop();
+    audit?.periodic?.stop();
+    audit?.client.close();
     await Promise.all([server.shutdown(), metricsServer?.shutdown()]);
     log.info("stopped");
     log.flush();
@@ -121,6 +174,7 @@ export async function serve(options: ServeOptions): Promise<number> {
     version: VERSION,
     config: configFile ?? "<defaults>",
     profile: config.current.defaultProfile,
+    auditIntervalMs: options.auditIntervalMs ?? null,
   });
   await stopped.promise;
   return 0;

@@ -1,7 +1,7 @@
 /**
- * A small Prometheus text exposition: counters and one latency histogram.
- * Label values are known in advance or bounded (profiles, decisions), so
- * no cardinality guard is needed.
+ * A small Prometheus text exposition: counters, gauges and one latency
+ * histogram. Label values are known in advance or bounded (profiles,
+ * decisions, namespaces), so no cardinality guard is needed.
  * @module
  */
 
@@ -32,17 +32,37 @@ function renderLabels(labels: Labels): string {
   return parts.length === 0 ? "" : `{${parts.join(",")}}`;
 }
 
-class Counter {
+/** Values by rendered label set, shared by counters and gauges. */
+class Series {
   readonly values = new Map<string, number>();
-  constructor(readonly name: string, readonly help: string) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: "counter" | "gauge",
+  ) {}
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} ${this.type}\n`;
+    for (const [labels, v] of this.values) out += `${this.name}${labels} ${v}\n`;
+    return out;
+  }
+}
+
+class Counter extends Series {
+  constructor(name: string, help: string) {
+    super(name, help, "counter");
+  }
   inc(labels: Labels = {}, by = 1): void {
     const key = renderLabels(labels);
     this.values.set(key, (this.values.get(key) ?? 0) + by);
   }
-  render(): string {
-    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n`;
-    for (const [labels, v] of this.values) out += `${this.name}${labels} ${v}\n`;
-    return out;
+}
+
+class Gauge extends Series {
+  constructor(name: string, help: string) {
+    super(name, help, "gauge");
+  }
+  set(labels: Labels, value: number): void {
+    this.values.set(renderLabels(labels), value);
   }
 }
 
@@ -99,6 +119,22 @@ export class Metrics {
     "sidecar_injector_cert_reloads_total",
     "TLS certificate reloads, by result.",
   );
+  readonly escapedPods = new Gauge(
+    "sidecar_injector_escaped_pods",
+    "Pods the injector should have given the agent and did not, by namespace (last audit).",
+  );
+  readonly driftedPods = new Gauge(
+    "sidecar_injector_drifted_pods",
+    "Pods whose agent is from an older injector or another image than the config, by namespace (last audit).",
+  );
+  readonly auditRuns = new Counter(
+    "sidecar_injector_audit_runs_total",
+    "In-server audits of the cluster's pods, by result.",
+  );
+  readonly certExpiry = new Gauge(
+    "sidecar_injector_cert_expiry_timestamp_seconds",
+    "Expiry of the serving certificate (leaf), seconds since the epoch.",
+  );
   readonly #buildInfo: Labels;
 
   constructor(buildInfo: Labels = {}) {
@@ -125,6 +161,10 @@ export class Metrics {
       this.duration.render(),
       this.configReloads.render(),
       this.certReloads.render(),
+      this.certExpiry.render(),
+      this.escapedPods.render(),
+      this.driftedPods.render(),
+      this.auditRuns.render(),
       "# HELP sidecar_injector_build_info Build information.\n# TYPE sidecar_injector_build_info gauge\n" +
       `sidecar_injector_build_info${renderLabels(this.#buildInfo)} 1\n`,
     ].join("");

@@ -23,6 +23,7 @@ export {
   parseConfig,
   type Profile,
   SYSTEM_NAMESPACES,
+  withExcludedNamespace,
 } from "./config.ts";
 export { ConfigSource, type ConfigSourceOptions, type ReloadResult } from "./config_source.ts";
 export {
@@ -71,3 +72,55 @@ export {
 } from "./log.ts";
 export { Metrics } from "./metrics.ts";
 export { watchFiles, type WatchOptions } from "./watch.ts";
+export {
+  CERT_WARN_DAYS,
+  CertificateError,
+  daysUntil,
+  notAfter,
+  parseCertificates,
+  type ServingCertCheck,
+  verifyServingCert,
+} from "./cert.ts";
+export {
+  type CertExpiryMonitor,
+  certExpiryMonitor,
+  type CertExpiryOptions,
+} from "./cert_expiry.ts";
+export {
+  type Credentials,
+  defaultKubeconfigPaths,
+  type ExecConfig,
+  findCredentials,
+  IN_CLUSTER_SERVER,
+  inClusterCredentials,
+  KubeconfigError,
+  loadKubeconfig,
+  type ReadText,
+  SERVICE_ACCOUNT_DIR,
+} from "./kube/credentials.ts";
+export { type ExecResult, parseExecCredential, runExecPlugin } from "./kube/exec_credential.ts";
+export { KubeClient, type KubeClientOptions, KubeError } from "./kube/client.ts";
+export { type LabelSelector, matches, parseSelector } from "./kube/selector.ts";
+export {
+  auditPod,
+  type Finding,
+  type PodContext,
+  type Problem,
+  STATUS_VERSION,
+  statusOf,
+} from "./audit/audit.ts";
+export { parseWebhook, sentToWebhook, type WebhookRegistration } from "./audit/webhook.ts";
+export {
+  auditCluster,
+  type CertReport,
+  checkServingCert,
+  type ClusterAudit,
+  type ClusterAuditOptions,
+  INJECTOR_DEFAULTS,
+  readRegistration,
+} from "./audit/cluster.ts";
+export {
+  type PeriodicAudit,
+  type PeriodicAuditOptions,
+  startPeriodicAudit,
+} from "./audit/periodic.ts";

@@ -30,6 +30,8 @@ export interface TlsServerOptions {
   readFile?: (path: string) => Promise<string>;
   /** Called after every reload attempt. */
   onCertReload?: (ok: boolean) => void;
+  /** Called with the certificate PEM at start and after each successful swap. */
+  onCertLoaded?: (cert: string) => void;
   /** Open connections at most; more are refused (and logged). */
   maxConnections?: number;
   /** Time to receive a request's headers (slow-loris bound). */
@@ -193,6 +195,7 @@ export class TlsServer {
     });
     const address = self.#server.address();
     self.port = typeof address === "object" && address ? address.port : opts.port;
+    opts.onCertLoaded?.(cert);
     self.#origin = `https://${
       opts.hostname.includes(":") ? `[${opts.hostname}]` : opts.hostname
     }:${self.port}`;
@@ -258,6 +261,7 @@ export class TlsServer {
       this.#cert = cert;
       this.#key = key;
       log.info("certificate reloaded", { certFile: this.#opts.certFile });
+      this.#opts.onCertLoaded?.(cert);
       return true;
     };
     const previous = this.#reloading ?? Promise.resolve(true);

@@ -443,3 +443,57 @@ Deno.test("gen-certs.sh rejects bad arguments", async () => {
   const help = await genCerts("--help");
   assert.match(help, /--rotate-ca/);
 });
+
+// --- audit: ValidatingAdmissionPolicy and the kustomize component -------------------
+
+Deno.test("ValidatingAdmissionPolicy selects exactly the pods the webhook does, and only warns", () => {
+  const docs = loadAll(readText("k8s/validatingadmissionpolicy.yaml")).map((d) => obj(d, "doc"));
+  const policy = docs.find((d) => d.kind === "ValidatingAdmissionPolicy");
+  const binding = docs.find((d) => d.kind === "ValidatingAdmissionPolicyBinding");
+  assert.ok(policy && binding, "a policy and its binding");
+  assert.equal(policy.apiVersion, "admissionregistration.k8s.io/v1");
+  const spec = obj(policy.spec, "policy spec");
+  const bindingSpec = obj(binding.spec, "binding spec");
+  assert.equal(bindingSpec.policyName, obj(policy.metadata, "metadata").name);
+  assert.deepEqual(bindingSpec.validationActions, ["Warn", "Audit"], "never Deny");
+  assert.equal(spec.failurePolicy, "Ignore");
+  const wh = obj(arr(loadYamlFile("k8s/mutatingwebhookconfiguration.yaml").webhooks, "w")[0], "w");
+  const constraints = obj(spec.matchConstraints, "matchConstraints");
+  assert.deepEqual(constraints.namespaceSelector, wh.namespaceSelector);
+  assert.deepEqual(constraints.objectSelector, wh.objectSelector);
+  assert.deepEqual(spec.matchConditions, wh.matchConditions);
+  assert.deepEqual(constraints.resourceRules, wh.rules);
+  const [validation] = arr(spec.validations, "validations").map((v) => obj(v, "validation"));
+  assert.match(
+    String(validation?.expression),
+    /'sidecar-injector\.io\/status' in object\.metadata\.annotations/,
+  );
+  assert.ok(
+    arr(loadYamlFile("k8s/kustomization.yaml").resources, "resources").includes(
+      "validatingadmissionpolicy.yaml",
+    ),
+  );
+});
+
+Deno.test("components/audit: read-only RBAC for the injector's ServiceAccount, token mounted, audit on", () => {
+  const kust = loadYamlFile("k8s/components/audit/kustomization.yaml");
+  assert.equal(kust.kind, "Component");
+  assert.deepEqual(kust.resources, ["rbac.yaml"]);
+  const docs = loadAll(readText("k8s/components/audit/rbac.yaml")).map((d) => obj(d, "doc"));
+  const role = docs.find((d) => d.kind === "ClusterRole");
+  const binding = docs.find((d) => d.kind === "ClusterRoleBinding");
+  assert.ok(role && binding);
+  const verbs = arr(role.rules, "rules").flatMap((r) => arr(obj(r, "rule").verbs, "verbs"));
+  assert.deepEqual([...new Set(verbs)].sort(), ["get", "list"], "read-only");
+  assert.deepEqual(binding.subjects, [
+    { kind: "ServiceAccount", name: "sidecar-injector", namespace: "sidecar-injector" },
+  ]);
+  const [patch] = arr(kust.patches, "patches").map((p) => obj(p, "patch"));
+  assert.deepEqual(obj(patch?.target, "target").name, "sidecar-injector");
+  const ops = arr(load(String(patch?.patch)), "ops").map((o) => obj(o, "op"));
+  assert.deepEqual(ops.map((o) => o.value), [true, "--audit-interval", "5m", "192Mi"]);
+  // What the audit reads in the pod must be in the serve permission set the image bakes in.
+  const serve = JSON.parse(readText("deno.json")).permissions.serve;
+  assert.ok(serve.read.includes("/var/run/secrets/kubernetes.io/serviceaccount"));
+  assert.ok(serve.net.includes("kubernetes.default.svc:443"));
+});

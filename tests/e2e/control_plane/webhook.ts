@@ -17,12 +17,14 @@ export interface WebhookCerts {
 }
 
 /**
- * Generates webhook certs with `bash k8s/gen-certs.sh --out DIR --san IP:127.0.0.1`.
+ * Generates webhook certs with `bash k8s/gen-certs.sh --out DIR --san IP:127.0.0.1`
+ * (plus `extraArgs`, such as `--days 10`).
  * `dir` must be under `<repo>/.tmp/`: the `serve` permission set reads nothing else there.
  */
 export async function genWebhookCerts(
   dir: string,
   extraSans: string[] = [],
+  extraArgs: string[] = [],
 ): Promise<WebhookCerts> {
   if (!dir.startsWith(`${REPO_ROOT}/.tmp/`)) {
     throw new Error(`webhook certs must live under ${REPO_ROOT}/.tmp/`);
@@ -34,6 +36,7 @@ export async function genWebhookCerts(
     "--san",
     "IP:127.0.0.1",
     ...extraSans.flatMap((san) => ["--san", san]),
+    ...extraArgs,
   ], {
     timeoutMs: 60_000,
   });
