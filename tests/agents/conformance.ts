@@ -11,7 +11,13 @@ import type { Pod, PodSecurityContext } from "kubernetes-types/core/v1.d.ts";
 import { inject, parseConfig } from "../../lib/mod.ts";
 import { exec, out } from "../../testing/process.ts";
 import { Aggregator, type TlsIdentity } from "./aggregator.ts";
-import { type AgentBinaries, agentBinaries, type AgentProcess, PodSandbox } from "./kubelet.ts";
+import {
+  type AgentBinaries,
+  agentBinaries,
+  type AgentProcess,
+  type Objects,
+  PodSandbox,
+} from "./kubelet.ts";
 
 const agents: AgentBinaries = agentBinaries();
 type AgentName = "fluentd" | "fluent-bit";
@@ -177,6 +183,54 @@ async function tlsIdentity(dir: string): Promise<TlsIdentity & { ca: string }> {
   return { cert, key: await Deno.readTextFile(`${dir}/key.pem`), ca: cert };
 }
 
+/** What a forward-output scenario works with. */
+interface Case {
+  agg: Aggregator;
+  dir: string;
+  app: App;
+  run: AgentProcess;
+  sink: Sink;
+}
+
+interface CaseOptions {
+  podPatch?: Partial<Pod["spec"]>;
+  /** The aggregator is down when the agent starts. */
+  down?: boolean;
+  tls?: TlsIdentity;
+  /** The output, given the aggregator's port; plain forward to 127.0.0.1 by default. */
+  output?: (port: number) => string;
+  objects?: Objects;
+  /** Runs before the agent starts (files the app wrote already). */
+  before?: (dir: string, app: App) => Promise<void>;
+}
+
+/** Runs `body` with a pod forwarding to a fresh aggregator; cleans up whatever happens. */
+async function forwardCase(
+  agent: AgentName,
+  name: string,
+  opts: CaseOptions,
+  body: (c: Case) => Promise<void>,
+): Promise<void> {
+  const agg = await Aggregator.start(0, opts.tls);
+  if (opts.down) await agg.down();
+  const output = opts.output?.(agg.port) ?? `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`;
+  const box = await PodSandbox.create(render(agent, output, opts.podPatch), opts.objects);
+  const dir = box.dir("app-logs");
+  const app = new App(dir, name);
+  try {
+    await opts.before?.(dir, app);
+    const run = box.start(agent, agents);
+    try {
+      await body({ agg, dir, app, run, sink: () => agg.received });
+    } finally {
+      await run.oomKill();
+    }
+  } finally {
+    await agg.down();
+    await box.remove();
+  }
+}
+
 for (const agent of AGENTS) {
   Deno.test(`${agent}: stdout is one JSON object per line with pod, namespace, node, container`, async () => {
     const pod = render(agent, "{ type: stdout }", {}, ["web", "worker"]);
@@ -223,14 +277,7 @@ for (const agent of AGENTS) {
   });
 
   Deno.test(`${agent}: files created later, at any depth, ship within seconds`, async () => {
-    const agg = await Aggregator.start();
-    const box = await PodSandbox.create(
-      render(agent, `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`),
-    );
-    const app = new App(box.dir("app-logs"), "late");
-    const run = box.start(agent, agents);
-    const sink: Sink = () => agg.received;
-    try {
+    await forwardCase(agent, "late", {}, async ({ app, run, sink }) => {
       await new Promise((r) => setTimeout(r, 3000));
       for (let depth = 0; depth <= 5; depth++) {
         await app.write(`${"d/".repeat(depth)}late-${depth}.log`, 20);
@@ -240,23 +287,11 @@ for (const agent of AGENTS) {
       const row = tally(agent, "late files, depth 0-5", app, sink, run.peakRssKiB);
       assert.equal(row.lost, 0);
       assert.ok(row.maxMs < 10_000, `slowest new file took ${row.maxMs} ms`);
-    } finally {
-      await run.oomKill();
-      await agg.down();
-      await box.remove();
-    }
+    });
   });
 
   Deno.test(`${agent}: rotation by rename, copytruncate and rename to a .log name loses and repeats nothing`, async () => {
-    const agg = await Aggregator.start();
-    const box = await PodSandbox.create(
-      render(agent, `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`),
-    );
-    const dir = box.dir("app-logs");
-    const app = new App(dir, "rot");
-    const run = box.start(agent, agents);
-    const sink: Sink = () => agg.received;
-    try {
+    await forwardCase(agent, "rot", {}, async ({ dir, app, run, sink }) => {
       await app.write("app.log", 10);
       await waitFor("the agent to follow app.log", delivered(app, sink), 20_000, run);
       await app.write("app.log", 200);
@@ -282,22 +317,11 @@ for (const agent of AGENTS) {
       );
       assert.equal(row.lost, 0);
       assert.equal(row.duplicates, 0);
-    } finally {
-      await run.oomKill();
-      await agg.down();
-      await box.remove();
-    }
+    });
   });
 
   Deno.test(`${agent}: long lines ship up to 1 MiB, a longer one is dropped and logged, the file goes on`, async () => {
-    const agg = await Aggregator.start();
-    const box = await PodSandbox.create(
-      render(agent, `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`),
-    );
-    const app = new App(box.dir("app-logs"), "long");
-    const run = box.start(agent, agents);
-    const sink: Sink = () => agg.received;
-    try {
+    await forwardCase(agent, "long", {}, async ({ agg, app, run, sink }) => {
       await app.write("app.log", 10);
       const [big = ""] = await app.write("app.log", 1, 64 * 1024);
       const [huge = ""] = await app.write("app.log", 1, 2 * 1024 * 1024);
@@ -315,33 +339,23 @@ for (const agent of AGENTS) {
         run.peakRssKiB,
       );
       assert.equal(row.lost, 0);
-    } finally {
-      await run.oomKill();
-      await agg.down();
-      await box.remove();
-    }
+    });
   });
 
   Deno.test(`${agent}: a non-root app's 0600 files in a 0700 directory, and fsGroup files, ship`, async () => {
     const security: PodSecurityContext = { runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000 };
-    const agg = await Aggregator.start();
-    const pod = render(agent, `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`, {
-      securityContext: security,
-    });
-    const box = await PodSandbox.create(pod);
-    const dir = box.dir("app-logs");
-    const app = new App(dir, "uid");
-    await app.write("private/app.log", 50);
-    await Deno.chown(`${dir}/private`, 1000, 3000);
-    await Deno.chmod(`${dir}/private`, 0o700);
-    await Deno.chown(`${dir}/private/app.log`, 1000, 3000);
-    await Deno.chmod(`${dir}/private/app.log`, 0o600);
-    await app.write("other-user.log", 50); // another user's file, readable by the pod's fsGroup
-    await Deno.chown(`${dir}/other-user.log`, 1001, 2000);
-    await Deno.chmod(`${dir}/other-user.log`, 0o640);
-    const run = box.start(agent, agents);
-    const sink: Sink = () => agg.received;
-    try {
+    const before = async (dir: string, app: App) => {
+      await app.write("private/app.log", 50);
+      await Deno.chown(`${dir}/private`, 1000, 3000);
+      await Deno.chmod(`${dir}/private`, 0o700);
+      await Deno.chown(`${dir}/private/app.log`, 1000, 3000);
+      await Deno.chmod(`${dir}/private/app.log`, 0o600);
+      await app.write("other-user.log", 50); // another user's file, readable by the pod's fsGroup
+      await Deno.chown(`${dir}/other-user.log`, 1001, 2000);
+      await Deno.chmod(`${dir}/other-user.log`, 0o640);
+    };
+    const opts = { podPatch: { securityContext: security }, before };
+    await forwardCase(agent, "uid", opts, async ({ app, run, sink }) => {
       await waitFor("non-root files", delivered(app, sink), 20_000, run);
       assert.equal(run.uid(), 1000);
       const row = tally(
@@ -352,22 +366,11 @@ for (const agent of AGENTS) {
         run.peakRssKiB,
       );
       assert.equal(row.lost, 0);
-    } finally {
-      await run.oomKill();
-      await agg.down();
-      await box.remove();
-    }
+    });
   });
 
   Deno.test(`${agent}: SIGTERM flushes everything written before it, within the grace period`, async () => {
-    const agg = await Aggregator.start();
-    const box = await PodSandbox.create(
-      render(agent, `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`),
-    );
-    const app = new App(box.dir("app-logs"), "term");
-    const run = box.start(agent, agents);
-    const sink: Sink = () => agg.received;
-    try {
+    await forwardCase(agent, "term", {}, async ({ app, run, sink }) => {
       await app.write("app.log", 10);
       await waitFor("agent up", delivered(app, sink), 20_000, run);
       await app.write("app.log", 2000);
@@ -384,11 +387,7 @@ for (const agent of AGENTS) {
         run.peakRssKiB,
       );
       assert.equal(row.lost, 0);
-    } finally {
-      await run.oomKill();
-      await agg.down();
-      await box.remove();
-    }
+    });
   });
 
   Deno.test(`${agent}: aggregator outage with an unresolvable name, agent restart and OOM kill lose nothing`, async () => {
@@ -449,15 +448,7 @@ for (const agent of AGENTS) {
   });
 
   Deno.test(`${agent}: a 50 MB backlog during an outage stays on disk, memory bounded, all delivered`, async () => {
-    const agg = await Aggregator.start();
-    await agg.down();
-    const box = await PodSandbox.create(
-      render(agent, `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`),
-    );
-    const app = new App(box.dir("app-logs"), "burst");
-    const run = box.start(agent, agents);
-    const sink: Sink = () => agg.received;
-    try {
+    await forwardCase(agent, "burst", { down: true }, async ({ agg, app, run, sink }) => {
       await new Promise((r) => setTimeout(r, 2000));
       const idle = run.sample();
       for (let i = 0; i < 50; i++) await app.write(`burst-${i % 5}.log`, 8000, 110); // ~1 MB each
@@ -477,36 +468,26 @@ for (const agent of AGENTS) {
         false,
       );
       assert.equal(row.lost, 0);
-    } finally {
-      await run.oomKill();
-      await agg.down();
-      await box.remove();
-    }
+    });
   });
 
   Deno.test(`${agent}: forward over TLS with the CA from a Secret`, async () => {
     const certDir = await Deno.makeTempDir();
     const id = await tlsIdentity(certDir);
-    const agg = await Aggregator.start(0, id);
-    const box = await PodSandbox.create(
-      render(
-        agent,
-        `{ type: forward, host: localhost, port: ${agg.port}, tls: true, caSecret: aggregator-ca }`,
-      ),
-      { "aggregator-ca": { "ca.crt": id.ca } },
-    );
-    const app = new App(box.dir("app-logs"), "tls");
-    const run = box.start(agent, agents);
-    const sink: Sink = () => agg.received;
+    const opts: CaseOptions = {
+      tls: id,
+      output: (port) =>
+        `{ type: forward, host: localhost, port: ${port}, tls: true, caSecret: aggregator-ca }`,
+      objects: { "aggregator-ca": { "ca.crt": id.ca } },
+    };
     try {
-      await app.write("app.log", 200);
-      await waitFor("TLS delivery", delivered(app, sink), 20_000, run);
-      const row = tally(agent, "forward over TLS", app, sink, run.peakRssKiB);
-      assert.equal(row.lost, 0);
+      await forwardCase(agent, "tls", opts, async ({ app, run, sink }) => {
+        await app.write("app.log", 200);
+        await waitFor("TLS delivery", delivered(app, sink), 20_000, run);
+        const row = tally(agent, "forward over TLS", app, sink, run.peakRssKiB);
+        assert.equal(row.lost, 0);
+      });
     } finally {
-      await run.oomKill();
-      await agg.down();
-      await box.remove();
       await Deno.remove(certDir, { recursive: true });
     }
   });
