@@ -228,6 +228,10 @@ const basic = (spec: Record<string, unknown> = {}, meta: Record<string, unknown>
   return pod;
 };
 
+const WINDOWS_TERM = {
+  matchExpressions: [{ key: "kubernetes.io/os", operator: "In", values: ["windows"] }],
+};
+
 Deno.test("inject() never gives a Windows pod the Linux agent, and says so", () => {
   const windows: Array<[string, Record<string, unknown>]> = [
     ["spec.os.name", { os: { name: "windows" } }],
@@ -237,13 +241,7 @@ Deno.test("inject() never gives a Windows pod the Linux agent, and says so", () 
         nodeAffinity: {
           requiredDuringSchedulingIgnoredDuringExecution: {
             nodeSelectorTerms: [
-              {
-                matchExpressions: [{
-                  key: "kubernetes.io/os",
-                  operator: "In",
-                  values: ["windows"],
-                }],
-              },
+              WINDOWS_TERM,
               {
                 matchExpressions: [
                   { key: "zone", operator: "In", values: ["a"] },
@@ -270,13 +268,7 @@ Deno.test("inject() never gives a Windows pod the Linux agent, and says so", () 
         nodeAffinity: {
           requiredDuringSchedulingIgnoredDuringExecution: {
             nodeSelectorTerms: [
-              {
-                matchExpressions: [{
-                  key: "kubernetes.io/os",
-                  operator: "In",
-                  values: ["windows"],
-                }],
-              },
+              WINDOWS_TERM,
               { matchExpressions: [{ key: "zone", operator: "In", values: ["a"] }] },
             ],
           },

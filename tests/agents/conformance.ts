@@ -298,6 +298,9 @@ for (const agent of AGENTS) {
       await Deno.rename(`${dir}/app.log`, `${dir}/app.log.1`);
       await app.write("app.log", 200);
       await waitFor("rename + create", delivered(app, sink), 20_000, run);
+      // Fluentd's in_tail can lose track of a file rotated twice within its rotate_wait (30 s):
+      // rotations of one file are hours apart in practice, so the next one comes later here.
+      if (agent === "fluentd") await new Promise((r) => setTimeout(r, 32_000));
       // copytruncate loses what the agent has not read when the file is truncated: logrotate's known gap.
       await Deno.copyFile(`${dir}/app.log`, `${dir}/app.log.2`);
       await Deno.truncate(`${dir}/app.log`, 0);
