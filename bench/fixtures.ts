@@ -143,9 +143,39 @@ export function smallPod(): Json {
   };
 }
 
+/**
+ * A large but legal pod: a 250 KB annotation (an Argo workflow template or a
+ * big `last-applied-configuration`; the apiserver allows 256 KiB of
+ * annotations) and 10 containers with 60 env vars each: a ~390 KB review.
+ */
+export function largePod(): Json {
+  const pod = realisticPod();
+  const meta = pod.metadata as Json;
+  meta.annotations = {
+    ...(meta.annotations as Json),
+    "workflows.argoproj.io/template": JSON.stringify({ steps: "x".repeat(250_000) }),
+  };
+  const spec = pod.spec as { containers: Json[] };
+  const template = spec.containers[0]!;
+  spec.containers = Array.from({ length: 10 }, (_, i) => ({
+    ...template,
+    name: `worker-${i}`,
+    env: Array.from({ length: 60 }, (_, j) => ({
+      name: `WORKER_${i}_SETTING_${j}`,
+      value: `value-${i}-${j}-${"v".repeat(180)}`,
+    })),
+  }));
+  return pod;
+}
+
 /** The realistic review (a Deployment-made pod, ~3 KB). */
 export function realisticReview(): Json {
   return review("705ab4f5-6393-11e8-b7cc-42010a800002", "shop", "", realisticPod());
+}
+
+/** The large review (~390 KB, see {@link largePod}). */
+export function largeReview(): Json {
+  return review("3d1f0c2a-5b7e-4a9c-8d6f-0e2b4c6a8f10", "shop", "", largePod());
 }
 
 /** The small review (one nginx container). */

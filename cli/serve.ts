@@ -3,14 +3,16 @@
  * @module
  */
 import {
+  ByteBudget,
   ConfigSource,
-  createHandler,
   createLogger,
+  createRoutes,
   type Logger,
   Metrics,
   metricsOnly,
   TlsServer,
   watchFiles,
+  webHandler,
   writeAllSync,
 } from "../lib/mod.ts";
 import type { ServeOptions } from "./options.ts";
@@ -59,13 +61,14 @@ export async function serve(options: ServeOptions): Promise<number> {
   }
 
   let stopping = false;
-  const handler = createHandler({
+  const routes = createRoutes({
     config: () => config.current,
     log,
     metrics,
     now: () => performance.now(),
     ready: () => !stopping,
     maxInFlight: options.maxInFlight,
+    budget: new ByteBudget(options.memoryBudgetBytes),
   });
   let server: TlsServer;
   try {
@@ -74,7 +77,7 @@ export async function serve(options: ServeOptions): Promise<number> {
       port: options.port,
       certFile,
       keyFile,
-      handler,
+      routes,
       log,
       drainDelayMs,
       maxConnections: options.maxConnections,
@@ -92,7 +95,7 @@ export async function serve(options: ServeOptions): Promise<number> {
     port: options.metricsPort,
     onListen: (addr) =>
       log.info("metrics listening", { host: hostname, port: addr.port, tls: false }),
-  }, metricsOnly(handler));
+  }, metricsOnly(webHandler(routes)));
 
   const certWatch = watchFiles([certFile, keyFile], () => void server.reload(), { log });
   const configWatch = configFile
