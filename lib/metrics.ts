@@ -32,16 +32,27 @@ function renderLabels(labels: Labels): string {
   return parts.length === 0 ? "" : `{${parts.join(",")}}`;
 }
 
+/** A cheap key for a label set: rendering (escapes, joins) happens once per distinct set. */
+function labelKey(labels: Labels): string {
+  let key = "";
+  for (const k in labels) key += `${k}\u0001${labels[k]}\u0000`;
+  return key;
+}
+
 class Counter {
-  readonly values = new Map<string, number>();
+  readonly #series = new Map<string, { labels: string; value: number }>();
   constructor(readonly name: string, readonly help: string) {}
   inc(labels: Labels = {}, by = 1): void {
-    const key = renderLabels(labels);
-    this.values.set(key, (this.values.get(key) ?? 0) + by);
+    const key = labelKey(labels);
+    const series = this.#series.get(key);
+    if (series) series.value += by;
+    else this.#series.set(key, { labels: renderLabels(labels), value: by });
   }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n`;
-    for (const [labels, v] of this.values) out += `${this.name}${labels} ${v}\n`;
+    for (const { labels, value } of this.#series.values()) {
+      out += `${this.name}${labels} ${value}\n`;
+    }
     return out;
   }
 }
@@ -56,8 +67,12 @@ class Histogram {
   observe(seconds: number): void {
     this.sum += seconds;
     this.count++;
-    const i = this.buckets.findIndex((b) => seconds <= b);
-    if (i >= 0) this.counts[i] = (this.counts[i] ?? 0) + 1;
+    for (let i = 0; i < this.buckets.length; i++) {
+      if (seconds <= this.buckets[i]!) {
+        this.counts[i] = (this.counts[i] ?? 0) + 1;
+        return;
+      }
+    }
   }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;

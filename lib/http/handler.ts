@@ -8,7 +8,7 @@
 import type { Config } from "../config.ts";
 import { decide } from "../admission/decide.ts";
 import { decodeReview, encodeResponse, type Review } from "../admission/review.ts";
-import { type Logger, onceEvery } from "../log.ts";
+import { type Fields, type Logger, onceEvery } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { ByteBudget, DEFAULT_MEMORY_BUDGET_BYTES } from "./budget.ts";
 import { DeadlineSweeper } from "./deadline.ts";
@@ -135,7 +135,7 @@ export function createRoutes(deps: HandlerDeps): Routes {
       metrics.duration.observe(seconds);
       metrics.admissions.inc({ decision, profile: result.profile ?? "" });
       if (result.skip) metrics.skipped.inc({ reason: result.skip });
-      log.info("admission", {
+      const line: Fields = {
         uid: request.uid,
         namespace: request.namespace ?? "",
         pod: podName(review),
@@ -143,11 +143,15 @@ export function createRoutes(deps: HandlerDeps): Routes {
         kind: request.kind.kind,
         decision,
         reason: result.reason,
-        ...(result.profile ? { profile: result.profile, mode: result.mode } : {}),
-        ...(result.warnings.length ? { warnings: result.warnings } : {}),
-        ...(request.dryRun ? { dryRun: true } : {}),
-        durationMs: Math.round(seconds * 1e6) / 1000,
-      });
+      };
+      if (result.profile) {
+        line.profile = result.profile;
+        line.mode = result.mode;
+      }
+      if (result.warnings.length) line.warnings = result.warnings;
+      if (request.dryRun) line.dryRun = true;
+      line.durationMs = Math.round(seconds * 1e6) / 1000;
+      log.info("admission", line);
       return jsonReply(200, body);
     } finally {
       lease.release();

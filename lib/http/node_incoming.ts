@@ -68,6 +68,10 @@ function bodyOf(req: IncomingMessage): BodySource & { cancelled: () => boolean }
       if (!ended) failure ??= new ClientClosedError("client closed the connection mid-request");
       notify();
     });
+    // Gone before anyone listened: the events above have already fired.
+    if (req.destroyed || req.socket.destroyed) {
+      failure ??= new ClientClosedError("client closed the connection mid-request");
+    }
   };
   return {
     async read() {
@@ -75,13 +79,22 @@ function bodyOf(req: IncomingMessage): BodySource & { cancelled: () => boolean }
         paused.readStart();
         paused = undefined;
       }
-      if (!listening) listen();
-      for (;;) {
+      for (let yielded = false;;) {
         if (cancelled) return undefined;
         const chunk: Uint8Array | null = req.read();
         if (chunk !== null) return chunk;
-        if (ended) return undefined;
+        // The parser has seen the whole message and nothing is left: that is the end,
+        // without listeners or the 'end' event (most reviews arrive in one chunk).
+        if (ended || (req.complete && req.readableLength === 0)) return undefined;
         if (failure) throw failure;
+        if (!yielded) {
+          // Called from the 'request' event, inside the parser: the rest of the chunk it is
+          // parsing is pushed before the next microtask.
+          yielded = true;
+          await undefined;
+          continue;
+        }
+        if (!listening) listen();
         await new Promise<void>((resolve) => wake = resolve);
       }
     },
