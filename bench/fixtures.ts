@@ -182,3 +182,31 @@ export function largeReview(): Json {
 export function smallReview(): Json {
   return review("1f3c5e7a-9b2d-4f6e-8a0c-2e4d6f8a0b1c", "default", "nginx", smallPod());
 }
+
+/**
+ * Writes the reviews for wrk: the realistic and small ones to bench/fixtures/
+ * (committed, to show what is sent), the large one to .tmp/ (400 KB of filler).
+ * Returns each body's bytes and file.
+ */
+export async function writeFixtures(): Promise<{
+  bodies: Record<"realistic" | "small" | "large", Uint8Array>;
+  files: Record<"realistic" | "small" | "large", string>;
+}> {
+  const root = new URL("..", import.meta.url).pathname;
+  const files = {
+    realistic: `${root}bench/fixtures/realistic.json`,
+    small: `${root}bench/fixtures/small.json`,
+    large: `${root}.tmp/bench-large.json`,
+  };
+  const reviews = { realistic: realisticReview(), small: smallReview(), large: largeReview() };
+  const encoder = new TextEncoder();
+  const bodies = {
+    realistic: encoder.encode(JSON.stringify(reviews.realistic)),
+    small: encoder.encode(JSON.stringify(reviews.small)),
+    large: encoder.encode(JSON.stringify(reviews.large)),
+  };
+  await Deno.writeTextFile(files.realistic, JSON.stringify(reviews.realistic, null, 2) + "\n");
+  await Deno.writeTextFile(files.small, JSON.stringify(reviews.small, null, 2) + "\n");
+  await Deno.writeFile(files.large, bodies.large);
+  return { bodies, files };
+}
