@@ -39,6 +39,8 @@ export function table(rows: string[][]): string {
 /** Everything measured on one server, one entry per round. */
 export interface Runs {
   wrkRealistic: WrkResult[];
+  /** CPU time of the server per review during the realistic wrk run, µs. */
+  cpuUsPerReview: number[];
   wrkSmall: WrkResult[];
   paced: PacedResult[];
   sequential: LatencyStats[];
@@ -46,7 +48,7 @@ export interface Runs {
 
 /** No rounds yet. */
 export function emptyRuns(): Runs {
-  return { wrkRealistic: [], wrkSmall: [], paced: [], sequential: [] };
+  return { wrkRealistic: [], cpuUsPerReview: [], wrkSmall: [], paced: [], sequential: [] };
 }
 
 const med = <T>(xs: T[], pick: (x: T) => number) => median(xs.map(pick));
@@ -63,6 +65,7 @@ export interface WrkSummary {
 /** A server's figures, medians over the rounds (error counts summed). */
 export interface Summary {
   wrkRealistic: WrkSummary;
+  cpuUsPerReview: number;
   wrkSmall: WrkSummary;
   paced: {
     p50Ms: number;
@@ -88,6 +91,7 @@ function wrkSummary(xs: WrkResult[]): WrkSummary {
 export function summarizeRuns(r: Runs): Summary {
   return {
     wrkRealistic: wrkSummary(r.wrkRealistic),
+    cpuUsPerReview: median(r.cpuUsPerReview),
     wrkSmall: wrkSummary(r.wrkSmall),
     paced: {
       p50Ms: med(r.paced, (x) => x.p50),
@@ -148,6 +152,7 @@ export function printServers(
     ["median of rounds", ...servers.map(([name]) => name)],
     row("wrk realistic: req/s", (x) => f(x.wrkRealistic.rps, 0)),
     row("  server / this", (x) => ratio(sv.wrkRealistic.rps, x.wrkRealistic.rps)),
+    row("  CPU per review, µs (all threads)", (x) => f(x.cpuUsPerReview, 0)),
     row(
       "wrk realistic: p50 / p99 ms",
       (x) => `${f(x.wrkRealistic.p50Ms)} / ${f(x.wrkRealistic.p99Ms)}`,
@@ -158,6 +163,7 @@ export function printServers(
       "1,000 req/s: p50 / p99 / p99.9 ms",
       (x) => `${f(x.paced.p50Ms)} / ${f(x.paced.p99Ms)} / ${f(x.paced.p999Ms)}`,
     ),
+    row("1,000 req/s: p99 from the write (service)", (x) => f(x.paced.serviceP99Ms)),
     row("1,000 req/s: generator late p99 ms", (x) => f(x.paced.sendLateP99Ms)),
     row(
       `sequential x${sequentialCount}: p50 / p99 ms`,

@@ -33,6 +33,7 @@ import {
 import {
   buildGo,
   coldStart,
+  cpuMs,
   deploymentLimitMiB,
   injectBench,
   makeCerts,
@@ -118,7 +119,9 @@ async function round(
   const req = buildRequest("POST", "/mutate", `127.0.0.1:${s.target.port}`, bodies.realistic, {
     "content-type": "application/json",
   });
+  const cpu0 = await cpuMs(s.proc.child.pid);
   const wr = await wrk(s.target, files.realistic!, { seconds: WRK_SECONDS });
+  runs.cpuUsPerReview.push((1000 * (await cpuMs(s.proc.child.pid) - cpu0)) / wr.requests);
   const ws = await wrk(s.target, files.small!, { seconds: WRK_SECONDS });
   const p = await paced(s.target, req, PACED);
   const q = await sequential(s.target, req, SEQUENTIAL);

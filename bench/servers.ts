@@ -189,3 +189,11 @@ export async function injectBench(): Promise<{ name: string; nsPerIter: number }
   );
   return doc.benches.map((b) => ({ name: b.name, nsPerIter: b.results[0]?.ok?.avg ?? NaN }));
 }
+
+/** CPU time (user + system, all threads) a process has used, in ms; /proc ticks are 10 ms. */
+export async function cpuMs(pid: number): Promise<number> {
+  const stat = (await exec("cat", [`/proc/${pid}/stat`])).stdout;
+  // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}

@@ -69,6 +69,32 @@ type review struct {
 	} `json:"request"`
 }
 
+type admissionResponse struct {
+	UID       string `json:"uid"`
+	Allowed   bool   `json:"allowed"`
+	PatchType string `json:"patchType,omitempty"`
+	Patch     string `json:"patch,omitempty"`
+}
+
+type answer struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Response   admissionResponse `json:"response"`
+}
+
+type admissionLine struct {
+	Time       string  `json:"time"`
+	Level      string  `json:"level"`
+	Msg        string  `json:"msg"`
+	UID        string  `json:"uid"`
+	Namespace  string  `json:"namespace"`
+	Pod        string  `json:"pod"`
+	Operation  string  `json:"operation"`
+	Kind       string  `json:"kind"`
+	Decision   string  `json:"decision"`
+	DurationMs float64 `json:"durationMs"`
+}
+
 type op struct {
 	Op    string `json:"op"`
 	Path  string `json:"path"`
@@ -82,35 +108,86 @@ const fluentdConfig = "<source>\n  @type tail\n  path /var/log/app/*.log,/var/lo
 	"    namespace \"#{ENV['POD_NAMESPACE']}\"\n  </record>\n</filter>\n" +
 	"<match app.**>\n  @type stdout\n</match>"
 
-func fieldEnv(name, path string) map[string]any {
-	return map[string]any{"name": name, "valueFrom": map[string]any{"fieldRef": map[string]any{"fieldPath": path}}}
+type fieldRef struct {
+	FieldPath string `json:"fieldPath"`
 }
 
-func sidecar() map[string]any {
-	return map[string]any{
-		"name":            "fluentd",
-		"image":           "fluent/fluentd:v1.17-1",
-		"imagePullPolicy": "IfNotPresent",
-		"command":         []string{"fluentd"},
-		"args":            []string{"-c", "/dev/null", "-i", fluentdConfig},
-		"env": []any{
+type envVar struct {
+	Name      string `json:"name"`
+	ValueFrom struct {
+		FieldRef fieldRef `json:"fieldRef"`
+	} `json:"valueFrom"`
+}
+
+type resources struct {
+	Requests map[string]string `json:"requests"`
+	Limits   map[string]string `json:"limits"`
+}
+
+type securityContext struct {
+	RunAsNonRoot             bool `json:"runAsNonRoot"`
+	RunAsUser                int  `json:"runAsUser"`
+	RunAsGroup               int  `json:"runAsGroup"`
+	AllowPrivilegeEscalation bool `json:"allowPrivilegeEscalation"`
+	Capabilities             struct {
+		Drop []string `json:"drop"`
+	} `json:"capabilities"`
+	SeccompProfile struct {
+		Type string `json:"type"`
+	} `json:"seccompProfile"`
+}
+
+// agent is the sidecar container, typed as a Go webhook would have it (corev1.Container).
+type agent struct {
+	Name            string          `json:"name"`
+	Image           string          `json:"image"`
+	ImagePullPolicy string          `json:"imagePullPolicy"`
+	Command         []string        `json:"command"`
+	Args            []string        `json:"args"`
+	Env             []envVar        `json:"env"`
+	Resources       resources       `json:"resources"`
+	SecurityContext securityContext `json:"securityContext"`
+	VolumeMounts    []mount         `json:"volumeMounts"`
+	RestartPolicy   string          `json:"restartPolicy"`
+}
+
+func fieldEnv(name, path string) envVar {
+	e := envVar{Name: name}
+	e.ValueFrom.FieldRef.FieldPath = path
+	return e
+}
+
+// sidecar builds the agent per review, as the project does (nothing cached).
+func sidecar() agent {
+	a := agent{
+		Name:            "fluentd",
+		Image:           "fluent/fluentd:v1.17-1",
+		ImagePullPolicy: "IfNotPresent",
+		Command:         []string{"fluentd"},
+		Args:            []string{"-c", "/dev/null", "-i", fluentdConfig},
+		Env: []envVar{
 			fieldEnv("POD_NAME", "metadata.name"),
 			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 			fieldEnv("NODE_NAME", "spec.nodeName"),
 		},
-		"resources": map[string]any{
-			"requests": map[string]string{"cpu": "20m", "memory": "64Mi"},
-			"limits":   map[string]string{"cpu": "200m", "memory": "256Mi"},
+		Resources: resources{
+			Requests: map[string]string{"cpu": "20m", "memory": "64Mi"},
+			Limits:   map[string]string{"cpu": "200m", "memory": "256Mi"},
 		},
-		"securityContext": map[string]any{
-			"runAsNonRoot": true, "runAsUser": 65534, "runAsGroup": 65534,
-			"allowPrivilegeEscalation": false,
-			"capabilities":             map[string]any{"drop": []string{"ALL"}},
-			"seccompProfile":           map[string]string{"type": "RuntimeDefault"},
+		SecurityContext: securityContext{
+			RunAsNonRoot: true, RunAsUser: 65534, RunAsGroup: 65534, AllowPrivilegeEscalation: false,
 		},
-		"volumeMounts":  []mount{{Name: "app-logs", MountPath: "/var/log/app"}},
-		"restartPolicy": "Always",
+		VolumeMounts:  []mount{{Name: "app-logs", MountPath: "/var/log/app"}},
+		RestartPolicy: "Always",
 	}
+	a.SecurityContext.Capabilities.Drop = []string{"ALL"}
+	a.SecurityContext.SeccompProfile.Type = "RuntimeDefault"
+	return a
+}
+
+type volume struct {
+	Name     string   `json:"name"`
+	EmptyDir struct{} `json:"emptyDir"`
 }
 
 func patchFor(p *pod) []op {
@@ -121,11 +198,11 @@ func patchFor(p *pod) []op {
 	} else {
 		ops = append(ops, op{"add", "/metadata/annotations/sidecar-injector.io~1status", status})
 	}
-	volume := map[string]any{"name": "app-logs", "emptyDir": map[string]any{}}
+	v := volume{Name: "app-logs"}
 	if p.Spec.Volumes == nil {
-		ops = append(ops, op{"add", "/spec/volumes", []any{volume}})
+		ops = append(ops, op{"add", "/spec/volumes", []volume{v}})
 	} else {
-		ops = append(ops, op{"add", "/spec/volumes/-", volume})
+		ops = append(ops, op{"add", "/spec/volumes/-", v})
 	}
 	m := mount{Name: "app-logs", MountPath: "/var/log/app"}
 	for i, c := range p.Spec.Containers {
@@ -136,7 +213,7 @@ func patchFor(p *pod) []op {
 		}
 	}
 	if p.Spec.InitContainers == nil {
-		ops = append(ops, op{"add", "/spec/initContainers", []any{sidecar()}})
+		ops = append(ops, op{"add", "/spec/initContainers", []agent{sidecar()}})
 	} else {
 		ops = append(ops, op{"add", "/spec/initContainers/-", sidecar()})
 	}
@@ -209,7 +286,7 @@ func main() {
 			return
 		}
 		req := rv.Request
-		response := map[string]any{"uid": req.UID, "allowed": true}
+		response := admissionResponse{UID: req.UID, Allowed: true}
 		decision := "skipped"
 		if req.Operation == "CREATE" && req.Kind.Kind == "Pod" {
 			var p pod
@@ -219,24 +296,22 @@ func main() {
 			}
 			if _, done := p.Metadata.Annotations["sidecar-injector.io/status"]; !done {
 				patch, _ := json.Marshal(patchFor(&p))
-				response["patchType"] = "JSONPatch"
-				response["patch"] = base64.StdEncoding.EncodeToString(patch)
+				response.PatchType = "JSONPatch"
+				response.Patch = base64.StdEncoding.EncodeToString(patch)
 				decision = "injected"
 			}
 			name := p.Metadata.Name
 			if name == "" && p.Metadata.GenerateName != "" {
 				name = p.Metadata.GenerateName + "*"
 			}
-			log.line(map[string]any{
-				"time": started.UTC().Format(time.RFC3339Nano), "level": "info", "msg": "admission",
-				"uid": req.UID, "namespace": req.Namespace, "pod": name, "operation": req.Operation,
-				"kind": req.Kind.Kind, "decision": decision,
-				"durationMs": float64(time.Since(started).Microseconds()) / 1000,
+			log.line(admissionLine{
+				Time: started.UTC().Format(time.RFC3339Nano), Level: "info", Msg: "admission",
+				UID: req.UID, Namespace: req.Namespace, Pod: name, Operation: req.Operation,
+				Kind: req.Kind.Kind, Decision: decision,
+				DurationMs: float64(time.Since(started).Microseconds()) / 1000,
 			})
 		}
-		out, _ := json.Marshal(map[string]any{
-			"apiVersion": rv.APIVersion, "kind": "AdmissionReview", "response": response,
-		})
+		out, _ := json.Marshal(answer{APIVersion: rv.APIVersion, Kind: "AdmissionReview", Response: response})
 		w.Header().Set("content-type", "application/json")
 		w.Write(out)
 	})
