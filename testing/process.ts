@@ -197,6 +197,7 @@ export function spawnToFile(
 export async function memoryKiB(pid: number): Promise<{ rss: number; hwm: number }> {
   // Deno refuses to read /proc/<pid>/ without --allow-all; cat may.
   const status = (await exec("cat", [`/proc/${pid}/status`])).stdout;
-  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  const kib = (k: string) =>
+    Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
   return { rss: kib("VmRSS"), hwm: kib("VmHWM") };
 }

@@ -54,7 +54,18 @@ export function responseOf(reply: Reply): Response {
   return new Response(reply.body, { status: reply.status, headers: reply.headers });
 }
 
-/** `routes` as a web handler. */
+/**
+ * `routes` as a web handler.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { jsonReply } from "./exchange.ts";
+ * import { webHandler } from "./web.ts";
+ * const handler = webHandler((req) => Promise.resolve(jsonReply(200, JSON.stringify(req.target))));
+ * assert.equal(await (await handler(new Request("https://x/a?b=1"))).json(), "/a?b=1");
+ * ```
+ */
 export function webHandler(
   routes: (req: Incoming) => Promise<Reply>,
 ): (req: Request) => Promise<Response> {
