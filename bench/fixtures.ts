@@ -143,12 +143,70 @@ export function smallPod(): Json {
   };
 }
 
+/**
+ * A large but legal pod: a 250 KB annotation (an Argo workflow template or a
+ * big `last-applied-configuration`; the apiserver allows 256 KiB of
+ * annotations) and 10 containers with 60 env vars each: a ~390 KB review.
+ */
+export function largePod(): Json {
+  const pod = realisticPod();
+  const meta = pod.metadata as Json;
+  meta.annotations = {
+    ...(meta.annotations as Json),
+    "workflows.argoproj.io/template": JSON.stringify({ steps: "x".repeat(250_000) }),
+  };
+  const spec = pod.spec as { containers: Json[] };
+  const template = spec.containers[0]!;
+  spec.containers = Array.from({ length: 10 }, (_, i) => ({
+    ...template,
+    name: `worker-${i}`,
+    env: Array.from({ length: 60 }, (_, j) => ({
+      name: `WORKER_${i}_SETTING_${j}`,
+      value: `value-${i}-${j}-${"v".repeat(180)}`,
+    })),
+  }));
+  return pod;
+}
+
 /** The realistic review (a Deployment-made pod, ~3 KB). */
 export function realisticReview(): Json {
   return review("705ab4f5-6393-11e8-b7cc-42010a800002", "shop", "", realisticPod());
 }
 
+/** The large review (~390 KB, see {@link largePod}). */
+export function largeReview(): Json {
+  return review("3d1f0c2a-5b7e-4a9c-8d6f-0e2b4c6a8f10", "shop", "", largePod());
+}
+
 /** The small review (one nginx container). */
 export function smallReview(): Json {
   return review("1f3c5e7a-9b2d-4f6e-8a0c-2e4d6f8a0b1c", "default", "nginx", smallPod());
+}
+
+/**
+ * Writes the reviews for wrk: the realistic and small ones to bench/fixtures/
+ * (committed, to show what is sent), the large one to .tmp/ (400 KB of filler).
+ * Returns each body's bytes and file.
+ */
+export async function writeFixtures(): Promise<{
+  bodies: Record<"realistic" | "small" | "large", Uint8Array>;
+  files: Record<"realistic" | "small" | "large", string>;
+}> {
+  const root = new URL("..", import.meta.url).pathname;
+  const files = {
+    realistic: `${root}bench/fixtures/realistic.json`,
+    small: `${root}bench/fixtures/small.json`,
+    large: `${root}.tmp/bench-large.json`,
+  };
+  const reviews = { realistic: realisticReview(), small: smallReview(), large: largeReview() };
+  const encoder = new TextEncoder();
+  const bodies = {
+    realistic: encoder.encode(JSON.stringify(reviews.realistic)),
+    small: encoder.encode(JSON.stringify(reviews.small)),
+    large: encoder.encode(JSON.stringify(reviews.large)),
+  };
+  await Deno.writeTextFile(files.realistic, JSON.stringify(reviews.realistic, null, 2) + "\n");
+  await Deno.writeTextFile(files.small, JSON.stringify(reviews.small, null, 2) + "\n");
+  await Deno.writeFile(files.large, bodies.large);
+  return { bodies, files };
 }

@@ -11,7 +11,7 @@
  * @module
  */
 
-/** The fixed patch: a fluentd sidecar, its emptyDir, a mount on container 0, a status annotation. */
+/** The fixed patch: a native fluentd sidecar, its emptyDir, a mount on container 0, a status annotation. */
 export const FLOOR_PATCH = [
   {
     op: "add",
@@ -26,9 +26,10 @@ export const FLOOR_PATCH = [
   },
   {
     op: "add",
-    path: "/spec/containers/-",
-    value: {
+    path: "/spec/initContainers",
+    value: [{
       name: "fluentd",
+      restartPolicy: "Always",
       image: "fluent/fluentd:v1.17-1",
       imagePullPolicy: "IfNotPresent",
       env: [
@@ -48,11 +49,12 @@ export const FLOOR_PATCH = [
         seccompProfile: { type: "RuntimeDefault" },
       },
       volumeMounts: [{ name: "app-logs", mountPath: "/var/log/app" }],
-    },
+    }],
   },
 ];
 
-function flag(name: string, fallback?: string): string {
+/** The value of `--name` in the command line, or `fallback`; throws when neither exists. */
+export function floorFlag(name: string, fallback?: string): string {
   const i = Deno.args.indexOf(`--${name}`);
   const v = i >= 0 ? Deno.args[i + 1] : fallback;
   if (v === undefined) throw new Error(`--${name} is required`);
@@ -60,8 +62,8 @@ function flag(name: string, fallback?: string): string {
 }
 
 if (import.meta.main) {
-  const cert = Deno.readTextFileSync(flag("cert"));
-  const key = Deno.readTextFileSync(flag("key"));
+  const cert = Deno.readTextFileSync(floorFlag("cert"));
+  const key = Deno.readTextFileSync(floorFlag("key"));
   const encoder = new TextEncoder();
   const patch = btoa(JSON.stringify(FLOOR_PATCH));
   const head = '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":';
@@ -77,8 +79,8 @@ if (import.meta.main) {
     });
 
   const server = Deno.serve({
-    hostname: flag("host", "127.0.0.1"),
-    port: Number(flag("port", "0")),
+    hostname: floorFlag("host", "127.0.0.1"),
+    port: Number(floorFlag("port", "0")),
     cert,
     key,
     onListen: ({ port }) => {

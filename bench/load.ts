@@ -1,6 +1,6 @@
 /**
  * The two latency loads of the benchmark, on the shared raw HTTP/1.1 TLS
- * client (tests/support/http1.ts; ALPN `http/1.1`, never HTTP/2 — as
+ * client (testing/http1.ts; ALPN `http/1.1`, never HTTP/2 — as
  * kube-apiserver talks to a webhook behind a Service): a fixed-rate one
  * (wrk2-style, latency counted from the scheduled send time) and a sequential one.
  * @module

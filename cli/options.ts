@@ -3,7 +3,12 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { DEFAULT_MAX_IN_FLIGHT, type Level, SERVER_DEFAULTS } from "../lib/mod.ts";
+import {
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_MEMORY_BUDGET_BYTES,
+  type Level,
+  SERVER_DEFAULTS,
+} from "../lib/mod.ts";
 
 /** The command line is wrong; `main` prints the message and the usage, and exits 2. */
 export class UsageError extends Error {
@@ -19,6 +24,8 @@ export interface ServeOptions {
   port: number;
   drainDelayMs: number;
   maxInFlight: number;
+  /** Bytes of request bodies read or processed at once (`--memory-budget-mib`). */
+  memoryBudgetBytes: number;
   maxConnections: number;
   metricsPort: number | undefined;
   logLevel: Level;
@@ -63,6 +70,9 @@ const LEVELS: readonly Level[] = ["debug", "info", "warn", "error"];
 const MAX_PORT = 65535;
 const MAX_DRAIN_DELAY_MS = 600_000;
 const MAX_BOUND = 1_000_000;
+const MIB = 1024 * 1024;
+/** A budget above 64 GiB is no budget: refuse it as a typo. */
+const MAX_MEMORY_BUDGET_MIB = 65_536;
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -77,6 +87,7 @@ const SERVE: Options = {
   port: { type: "string" },
   "drain-delay-ms": { type: "string" },
   "max-in-flight": { type: "string" },
+  "memory-budget-mib": { type: "string" },
   "max-connections": { type: "string" },
   "metrics-port": { type: "string" },
   "log-level": { type: "string" },
@@ -190,6 +201,14 @@ function serveOptions(values: Values): ServeOptions {
     port: integer(values, "port", 8443, 0, MAX_PORT),
     drainDelayMs: integer(values, "drain-delay-ms", 5000, 0, MAX_DRAIN_DELAY_MS),
     maxInFlight: integer(values, "max-in-flight", DEFAULT_MAX_IN_FLIGHT, 1, MAX_BOUND),
+    memoryBudgetBytes: MIB *
+      integer(
+        values,
+        "memory-budget-mib",
+        DEFAULT_MEMORY_BUDGET_BYTES / MIB,
+        1,
+        MAX_MEMORY_BUDGET_MIB,
+      ),
     maxConnections: integer(
       values,
       "max-connections",

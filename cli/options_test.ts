@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { DEFAULT_MEMORY_BUDGET_BYTES } from "../lib/mod.ts";
 import { parseCommand, UsageError } from "./options.ts";
 
 const SERVE = ["serve", "--cert", "c.pem", "--key", "k.pem"];
@@ -14,6 +15,7 @@ Deno.test("parseCommand() fills serve defaults and reads every serve flag", () =
       port: 8443,
       drainDelayMs: 5000,
       maxInFlight: 512,
+      memoryBudgetBytes: DEFAULT_MEMORY_BUDGET_BYTES,
       maxConnections: 1024,
       metricsPort: undefined,
       logLevel: "info",
@@ -32,6 +34,8 @@ Deno.test("parseCommand() fills serve defaults and reads every serve flag", () =
     "0",
     "--max-in-flight",
     "8",
+    "--memory-budget-mib",
+    "10",
     "--max-connections",
     "9",
     "--metrics-port",
@@ -46,6 +50,7 @@ Deno.test("parseCommand() fills serve defaults and reads every serve flag", () =
   assert.equal(cmd.options.configFile, "/etc/x.yaml");
   assert.equal(cmd.options.drainDelayMs, 0);
   assert.equal(cmd.options.maxInFlight, 8);
+  assert.equal(cmd.options.memoryBudgetBytes, 10 * 1024 * 1024);
   assert.equal(cmd.options.maxConnections, 9);
   assert.equal(cmd.options.metricsPort, 9090);
   assert.equal(cmd.options.logLevel, "debug");
@@ -159,6 +164,7 @@ const usageErrors: Array<[string[], RegExp]> = [
   [[...SERVE, "--port", "-1"], /^--port needs a value \(write --port=VALUE if it starts with -\)$/],
   [[...SERVE, "--port=-1"], /^--port must be an integer 0-65535$/],
   [[...SERVE, "--max-in-flight", "0"], /^--max-in-flight must be an integer 1-1000000$/],
+  [[...SERVE, "--memory-budget-mib", "0"], /^--memory-budget-mib must be an integer 1-65536$/],
   [[...SERVE, "--metrics-port", "x"], /^--metrics-port must be an integer 0-65535$/],
   [[...SERVE, "--log-level", "loud"], /^--log-level must be debug\|info\|warn\|error$/],
   [[...SERVE, "--audit-interval", "5"], /^--audit-interval must be a duration such as 30s/],

@@ -4,10 +4,11 @@
  */
 import {
   auditCluster,
+  ByteBudget,
   certExpiryMonitor,
   ConfigSource,
-  createHandler,
   createLogger,
+  createRoutes,
   type Credentials,
   inClusterCredentials,
   INJECTOR_DEFAULTS,
@@ -21,6 +22,7 @@ import {
   startPeriodicAudit,
   TlsServer,
   watchFiles,
+  webHandler,
   writeAllSync,
 } from "../lib/mod.ts";
 import type { ServeOptions } from "./options.ts";
@@ -89,13 +91,14 @@ export async function serve(options: ServeOptions): Promise<number> {
   }
 
   let stopping = false;
-  const handler = createHandler({
+  const routes = createRoutes({
     config: () => config.current,
     log,
     metrics,
     now: () => performance.now(),
     ready: () => !stopping,
     maxInFlight: options.maxInFlight,
+    budget: new ByteBudget(options.memoryBudgetBytes),
   });
   const certExpiry = certExpiryMonitor({ metrics, log });
   let server: TlsServer;
@@ -105,7 +108,7 @@ export async function serve(options: ServeOptions): Promise<number> {
       port: options.port,
       certFile,
       keyFile,
-      handler,
+      routes,
       log,
       drainDelayMs,
       maxConnections: options.maxConnections,
@@ -126,7 +129,7 @@ export async function serve(options: ServeOptions): Promise<number> {
     port: options.metricsPort,
     onListen: (addr) =>
       log.info("metrics listening", { host: hostname, port: addr.port, tls: false }),
-  }, metricsOnly(handler));
+  }, metricsOnly(webHandler(routes)));
 
   const certWatch = watchFiles([certFile, keyFile], () => void server.reload(), { log });
   const configWatch = configFile

@@ -36,6 +36,20 @@ export interface LoggerOptions {
 
 const encoder = new TextEncoder();
 
+function withoutOwnKeys(fields: Fields): Fields {
+  const { time: _time, level: _level, msg: _msg, ...rest } = fields;
+  return rest;
+}
+
+/** JSON of `fields`, or a note when they cannot be serialised (a cycle, a BigInt). */
+function safeStringify(fields: Fields): string {
+  try {
+    return JSON.stringify(fields);
+  } catch {
+    return '{"fields":"unserialisable"}';
+  }
+}
+
 /**
  * Creates a buffered JSON-lines logger.
  *
@@ -74,18 +88,27 @@ export function createLogger(options: LoggerOptions): Logger {
     write(encoder.encode(text));
   };
 
+  // The ISO time of the last millisecond seen: lines within one millisecond share it.
+  let lastMs = NaN;
+  let lastIso = "";
+  const iso = (ms: number) => {
+    if (ms !== lastMs) {
+      lastMs = ms;
+      lastIso = new Date(ms).toISOString();
+    }
+    return lastIso;
+  };
+
   const emit = (lvl: Level, msg: string, fields?: Fields) => {
     if (RANK[lvl] < min) return;
-    let line: string;
-    try {
-      line = JSON.stringify({ time: new Date(now()).toISOString(), level: lvl, msg, ...fields });
-    } catch {
-      line = JSON.stringify({
-        time: new Date(now()).toISOString(),
-        level: lvl,
-        msg,
-        fields: "unserialisable",
-      });
+    const head = `{"time":"${iso(now())}","level":"${lvl}","msg":${JSON.stringify(msg)}`;
+    let line = head + "}";
+    if (fields !== undefined) {
+      // The fields' JSON spliced after the head: no merged object per line. Never two keys
+      // of one name: the line's own time, level and msg win.
+      const own = "time" in fields || "level" in fields || "msg" in fields;
+      const rest = safeStringify(own ? withoutOwnKeys(fields) : fields);
+      if (rest.length > 2) line = `${head},${rest.slice(1)}`;
     }
     buffer += line + "\n";
     if (buffer.length >= maxBufferBytes || lvl === "error") flush();

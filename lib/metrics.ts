@@ -32,17 +32,30 @@ function renderLabels(labels: Labels): string {
   return parts.length === 0 ? "" : `{${parts.join(",")}}`;
 }
 
-/** Values by rendered label set, shared by counters and gauges. */
+/** A cheap key for a label set: rendering (escapes, joins) happens once per distinct set. */
+function labelKey(labels: Labels): string {
+  let key = "";
+  for (const k in labels) key += `${k}\u0001${labels[k]}\u0000`;
+  return key;
+}
+
+/** Values by label set, shared by counters and gauges. */
 class Series {
-  readonly values = new Map<string, number>();
+  protected readonly series = new Map<string, { labels: string; value: number }>();
   constructor(
     readonly name: string,
     readonly help: string,
     readonly type: "counter" | "gauge",
   ) {}
+  protected entry(labels: Labels): { labels: string; value: number } {
+    const key = labelKey(labels);
+    let e = this.series.get(key);
+    if (!e) this.series.set(key, e = { labels: renderLabels(labels), value: 0 });
+    return e;
+  }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} ${this.type}\n`;
-    for (const [labels, v] of this.values) out += `${this.name}${labels} ${v}\n`;
+    for (const { labels, value } of this.series.values()) out += `${this.name}${labels} ${value}\n`;
     return out;
   }
 }
@@ -52,8 +65,7 @@ class Counter extends Series {
     super(name, help, "counter");
   }
   inc(labels: Labels = {}, by = 1): void {
-    const key = renderLabels(labels);
-    this.values.set(key, (this.values.get(key) ?? 0) + by);
+    this.entry(labels).value += by;
   }
 }
 
@@ -62,7 +74,7 @@ class Gauge extends Series {
     super(name, help, "gauge");
   }
   set(labels: Labels, value: number): void {
-    this.values.set(renderLabels(labels), value);
+    this.entry(labels).value = value;
   }
 }
 
@@ -76,8 +88,12 @@ class Histogram {
   observe(seconds: number): void {
     this.sum += seconds;
     this.count++;
-    const i = this.buckets.findIndex((b) => seconds <= b);
-    if (i >= 0) this.counts[i] = (this.counts[i] ?? 0) + 1;
+    for (let i = 0; i < this.buckets.length; i++) {
+      if (seconds <= this.buckets[i]!) {
+        this.counts[i] = (this.counts[i] ?? 0) + 1;
+        return;
+      }
+    }
   }
   render(): string {
     let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;

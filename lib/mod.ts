@@ -56,11 +56,16 @@ export {
 export { decide, type Decision, type Outcome } from "./admission/decide.ts";
 export {
   createHandler,
+  createRoutes,
   DEFAULT_MAX_IN_FLIGHT,
   type HandlerDeps,
   MAX_BODY_BYTES,
   metricsOnly,
+  type Routes,
 } from "./http/handler.ts";
+export { ByteBudget, DEFAULT_MEMORY_BUDGET_BYTES } from "./http/budget.ts";
+export type { BodySource, Incoming, Reply } from "./http/exchange.ts";
+export { webHandler } from "./http/web.ts";
 export { SERVER_DEFAULTS, TlsServer, type TlsServerOptions } from "./http/server.ts";
 export {
   createLogger,

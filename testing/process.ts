@@ -164,3 +164,40 @@ export async function terminate(p: Proc, graceMs = 5_000): Promise<Deno.CommandS
   await p.drained;
   return s;
 }
+
+/**
+ * Spawns `cmd` with stdout and stderr redirected by the shell straight into
+ * `logPath` and `logPath.err`: no pipe through this process, so a child that
+ * logs a line per request under load never waits on (or costs CPU in) its parent.
+ */
+export function spawnToFile(
+  name: string,
+  cmd: string,
+  args: string[],
+  logPath: string,
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Proc {
+  const child = new Deno.Command("bash", {
+    args: ["-c", 'exec "$@" >"$SPAWN_LOG" 2>"$SPAWN_LOG.err"', "bash", cmd, ...args],
+    cwd: opts.cwd ?? REPO_ROOT,
+    env: { ...opts.env, SPAWN_LOG: logPath },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let done = false;
+  const status = child.status.then((s) => {
+    done = true;
+    return s;
+  });
+  return { name, child, logPath, exited: () => done, status, drained: status.then(() => {}) };
+}
+
+/** Resident memory of a process in KiB: now (VmRSS) and its peak so far (VmHWM). */
+export async function memoryKiB(pid: number): Promise<{ rss: number; hwm: number }> {
+  // Deno refuses to read /proc/<pid>/ without --allow-all; cat may.
+  const status = (await exec("cat", [`/proc/${pid}/status`])).stdout;
+  const kib = (k: string) =>
+    Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  return { rss: kib("VmRSS"), hwm: kib("VmHWM") };
+}

@@ -1,14 +1,21 @@
 /**
- * The webhook's HTTP handler: a plain `(Request) => Promise<Response>`.
+ * The webhook's routes: `/mutate`, `/healthz`, `/readyz`, `/metrics`. The
+ * core works on {@link Incoming} and {@link Reply}, which the TLS server
+ * builds from its own requests with nothing in between; `createHandler` is
+ * the same routes as a web `(Request) => Promise<Response>`.
  * @module
  */
 import type { Config } from "../config.ts";
 import { decide } from "../admission/decide.ts";
 import { decodeReview, encodeResponse, type Review } from "../admission/review.ts";
-import { type Logger, onceEvery } from "../log.ts";
+import { type Fields, type Logger, onceEvery } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { ClientClosedError, HttpError, jsonResponse, statusOf, toResponse } from "./errors.ts";
-import { DeadlineSweeper, readCapped } from "./read_body.ts";
+import { ByteBudget, DEFAULT_MEMORY_BUDGET_BYTES } from "./budget.ts";
+import { DeadlineSweeper } from "./deadline.ts";
+import { ClientClosedError, HttpError, statusOf, toReply, toResponse } from "./errors.ts";
+import { type Incoming, jsonReply, type Reply, splitTarget } from "./exchange.ts";
+import { readBody } from "./read_body.ts";
+import { webHandler } from "./web.ts";
 
 /** kube-apiserver sends at most ~3 MiB; leave room, refuse the rest. */
 export const MAX_BODY_BYTES = 7 * 1024 * 1024;
@@ -18,6 +25,8 @@ export const DEFAULT_READ_TIMEOUT_MS = 10_000;
 export const MAX_READ_TIMEOUT_MS = 30_000;
 /** The body read ends this long before the apiserver's own timeout, so our 408 reaches it first. */
 const DEADLINE_MARGIN_MS = 50;
+/** Rate of the warnings for refused requests: a flood logs once a second. */
+const REFUSAL_LOG_INTERVAL_MS = 1000;
 
 /** What the handler needs from its surroundings. */
 export interface HandlerDeps {
@@ -25,7 +34,7 @@ export interface HandlerDeps {
   config: () => Config;
   log: Logger;
   metrics: Metrics;
-  /** Monotonic milliseconds, for durations. */
+  /** Monotonic milliseconds, for durations and deadlines. */
   now: () => number;
   /** False while starting or draining: `/readyz` answers 503. */
   ready?: () => boolean;
@@ -35,22 +44,25 @@ export interface HandlerDeps {
    * Connections are bounded by the server (`--max-connections`); this bounds the work they cause.
    */
   maxInFlight?: number;
+  /**
+   * Bytes of request bodies read or processed at once (default
+   * {@link DEFAULT_MEMORY_BUDGET_BYTES}); past it a review waits until its
+   * deadline, then gets a 503.
+   */
+  budget?: ByteBudget;
 }
 
 /** Default bound on concurrent reviews: far above what one apiserver sends, low enough to shed a flood. */
 export const DEFAULT_MAX_IN_FLIGHT = 512;
 
-const OK = '{"status":"ok"}';
+/** The routes on the handler's own request and answer types. */
+export type Routes = (req: Incoming) => Promise<Reply>;
 
-function pathOf(url: string): { path: string; query: string } {
-  // Cheaper than `new URL` on every request; the URL comes from the HTTP layer, always absolute.
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return { path: "/", query: "" };
-  const q = url.indexOf("?", start);
-  return q < 0
-    ? { path: url.slice(start), query: "" }
-    : { path: url.slice(start, q), query: url.slice(q + 1) };
-}
+const OK = '{"status":"ok"}';
+const METRICS_HEADERS = Object.freeze({
+  "content-type": "text/plain; version=0.0.4; charset=utf-8",
+});
+const encoder = new TextEncoder();
 
 /** Parses the apiserver's `timeout=10s` query parameter into milliseconds. */
 export function timeoutFromQuery(query: string): number | undefined {
@@ -66,7 +78,163 @@ function podName(review: Review): string {
 }
 
 /**
- * Creates the handler for `/mutate`, `/healthz`, `/readyz` and `/metrics`.
+ * Creates the routes. Every error, from the body read to a bug, is answered
+ * through `toReply`; the returned function never rejects.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createRoutes } from "./handler.ts";
+ * import { defaultConfig } from "../config.ts";
+ * import { createLogger } from "../log.ts";
+ * import { Metrics } from "../metrics.ts";
+ * const log = createLogger({ write: () => {} });
+ * const routes = createRoutes({ config: defaultConfig, log, metrics: new Metrics(), now: () => performance.now() });
+ * const reply = await routes({ method: "GET", target: "/healthz", header: () => undefined, body: undefined });
+ * assert.equal(reply.status, 200);
+ * ```
+ */
+export function createRoutes(deps: HandlerDeps): Routes {
+  const { log, metrics, now } = deps;
+  const max = deps.maxBodyBytes ?? MAX_BODY_BYTES;
+  const ready = deps.ready ?? (() => true);
+  const deadlines = new DeadlineSweeper(now);
+  const maxInFlight = deps.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  const budget = deps.budget ?? new ByteBudget(DEFAULT_MEMORY_BUDGET_BYTES);
+  let inFlight = 0;
+  const inFlightLog = onceEvery(REFUSAL_LOG_INTERVAL_MS, now);
+  const budgetLog = onceEvery(REFUSAL_LOG_INTERVAL_MS, now);
+
+  async function mutate(req: Incoming, query: string): Promise<Reply> {
+    const started = now();
+    if (req.method !== "POST") throw new HttpError(405, "use POST", { headers: { allow: "POST" } });
+    const type = req.header("content-type");
+    if (type !== undefined && !type.toLowerCase().includes("json")) {
+      throw new HttpError(415, "content-type must be application/json");
+    }
+    const timeout = Math.min(
+      timeoutFromQuery(query) ?? DEFAULT_READ_TIMEOUT_MS,
+      MAX_READ_TIMEOUT_MS,
+    );
+    const deadline = deadlines.after(Math.max(DEADLINE_MARGIN_MS, timeout - DEADLINE_MARGIN_MS));
+    const lease = budget.lease();
+    try {
+      const review = decodeReview(await readBody(req, { max, deadline, lease }));
+      const { request } = review;
+      const { decision, result, answer, error } = decide(request, deps.config());
+      if (error !== undefined) {
+        metrics.errors.inc({ reason: "inject_failed" });
+        log.error("injection failed", {
+          uid: request.uid,
+          error: String(error),
+          stack: error instanceof Error ? error.stack : undefined,
+        });
+      }
+      const body = encodeResponse(review.apiVersion, request.uid, answer);
+      const seconds = (now() - started) / 1000;
+      metrics.duration.observe(seconds);
+      metrics.admissions.inc({ decision, profile: result.profile ?? "" });
+      if (result.skip) metrics.skipped.inc({ reason: result.skip });
+      const line: Fields = {
+        uid: request.uid,
+        namespace: request.namespace ?? "",
+        pod: podName(review),
+        operation: request.operation,
+        kind: request.kind.kind,
+        decision,
+        reason: result.reason,
+      };
+      if (result.profile) {
+        line.profile = result.profile;
+        line.mode = result.mode;
+      }
+      if (result.warnings.length) line.warnings = result.warnings;
+      if (request.dryRun) line.dryRun = true;
+      line.durationMs = Math.round(seconds * 1e6) / 1000;
+      log.info("admission", line);
+      return jsonReply(200, body);
+    } finally {
+      lease.release();
+    }
+  }
+
+  /** Counts, logs and answers an error from `/mutate`; the status comes from `toReply`. */
+  function failed(err: unknown): Reply {
+    const status = statusOf(err);
+    if (err instanceof ClientClosedError) {
+      // Nobody is left to answer; operators alert on errors, so this is counted, not alarmed.
+      metrics.errors.inc({ reason: "client_closed" });
+      log.debug("client closed the connection mid-request");
+    } else if (status === 500) {
+      metrics.errors.inc({ reason: "internal" });
+      log.error("request failed", {
+        error: String(err),
+        stack: err instanceof Error ? err.stack : undefined,
+      });
+    } else {
+      const reason = err instanceof HttpError ? err.reason : `http_${status}`;
+      metrics.errors.inc({ reason });
+      if (reason === "in_flight_limit") {
+        if (inFlightLog()) log.warn("in-flight limit reached; answering 503", { maxInFlight });
+      } else if (reason === "memory_budget") {
+        if (budgetLog()) {
+          log.warn("memory budget exhausted until the request's deadline; answering 503", {
+            budgetBytes: budget.capacity,
+            usedBytes: budget.used,
+            waiting: budget.waiting,
+          });
+        }
+      } else {
+        log.warn("bad request", {
+          status,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+    }
+    return toReply(err);
+  }
+
+  return async function routes(req: Incoming): Promise<Reply> {
+    const { path, query } = splitTarget(req.target);
+    try {
+      switch (path) {
+        case "/mutate": {
+          if (inFlight >= maxInFlight) {
+            req.body?.cancel();
+            return failed(
+              new HttpError(503, "too many concurrent reviews", {
+                headers: { "retry-after": "1" },
+                reason: "in_flight_limit",
+              }),
+            );
+          }
+          inFlight++;
+          try {
+            return await mutate(req, query);
+          } catch (err) {
+            return failed(err);
+          } finally {
+            inFlight--;
+          }
+        }
+        case "/healthz":
+          return jsonReply(200, OK);
+        case "/readyz":
+          return ready() ? jsonReply(200, OK) : jsonReply(503, '{"status":"not ready"}');
+        case "/metrics":
+          return { status: 200, headers: METRICS_HEADERS, body: encoder.encode(metrics.render()) };
+        default:
+          throw new HttpError(404, `no route ${path}`);
+      }
+    } catch (err) {
+      if (!(err instanceof HttpError)) log.error("handler failed", { error: String(err) });
+      return toReply(err);
+    }
+  };
+}
+
+/**
+ * Creates the routes as a web handler (see {@link createRoutes}).
  *
  * @example Usage
  * ```ts
@@ -82,124 +250,7 @@ function podName(review: Review): string {
  * ```
  */
 export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Response> {
-  const { log, metrics, now } = deps;
-  const max = deps.maxBodyBytes ?? MAX_BODY_BYTES;
-  const ready = deps.ready ?? (() => true);
-  const deadlines = new DeadlineSweeper(now);
-  const maxInFlight = deps.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-  let inFlight = 0;
-  const limitLog = onceEvery(1000, now);
-
-  async function mutate(req: Request, query: string): Promise<Response> {
-    const started = now();
-    if (req.method !== "POST") throw new HttpError(405, "use POST", { headers: { allow: "POST" } });
-    const type = req.headers.get("content-type");
-    if (type !== null && !type.toLowerCase().includes("json")) {
-      throw new HttpError(415, "content-type must be application/json");
-    }
-    const budget = Math.min(
-      timeoutFromQuery(query) ?? DEFAULT_READ_TIMEOUT_MS,
-      MAX_READ_TIMEOUT_MS,
-    );
-    const deadline = deadlines.after(Math.max(DEADLINE_MARGIN_MS, budget - DEADLINE_MARGIN_MS));
-    const review = decodeReview(await readCapped(req, max, deadline));
-
-    const { request } = review;
-    const { decision, result, answer, error } = decide(request, deps.config());
-    if (error !== undefined) {
-      metrics.errors.inc({ reason: "inject_failed" });
-      log.error("injection failed", {
-        uid: request.uid,
-        error: String(error),
-        stack: error instanceof Error ? error.stack : undefined,
-      });
-    }
-    const body = encodeResponse(review.apiVersion, request.uid, answer);
-    const seconds = (now() - started) / 1000;
-    metrics.duration.observe(seconds);
-    metrics.admissions.inc({ decision, profile: result.profile ?? "" });
-    if (result.skip) metrics.skipped.inc({ reason: result.skip });
-    log.info("admission", {
-      uid: request.uid,
-      namespace: request.namespace ?? "",
-      pod: podName(review),
-      operation: request.operation,
-      kind: request.kind.kind,
-      decision,
-      reason: result.reason,
-      ...(result.profile ? { profile: result.profile, mode: result.mode } : {}),
-      ...(result.warnings.length ? { warnings: result.warnings } : {}),
-      ...(request.dryRun ? { dryRun: true } : {}),
-      durationMs: Math.round(seconds * 1e6) / 1000,
-    });
-    return jsonResponse(200, body);
-  }
-
-  /** Counts, logs and answers an error from `/mutate`; the status comes from `toResponse`. */
-  function failed(err: unknown): Response {
-    const status = statusOf(err);
-    if (err instanceof ClientClosedError) {
-      // Nobody is left to answer; operators alert on errors, so this is counted, not alarmed.
-      metrics.errors.inc({ reason: "client_closed" });
-      log.debug("client closed the connection mid-request");
-    } else if (status === 503) {
-      // Only the in-flight bound answers 503; say so at most once a second.
-      metrics.errors.inc({ reason: "in_flight_limit" });
-      if (limitLog()) log.warn("in-flight limit reached; answering 503", { maxInFlight });
-    } else if (status === 500) {
-      metrics.errors.inc({ reason: "internal" });
-      log.error("request failed", {
-        error: String(err),
-        stack: err instanceof Error ? err.stack : undefined,
-      });
-    } else {
-      metrics.errors.inc({ reason: `http_${status}` });
-      log.warn("bad request", {
-        status,
-        error: err instanceof Error ? err.message : String(err),
-      });
-    }
-    return toResponse(err);
-  }
-
-  return async function handler(req: Request): Promise<Response> {
-    const { path, query } = pathOf(req.url);
-    try {
-      switch (path) {
-        case "/mutate": {
-          if (inFlight >= maxInFlight) {
-            await req.body?.cancel();
-            return failed(
-              new HttpError(503, "too many concurrent reviews", {
-                headers: { "retry-after": "1" },
-              }),
-            );
-          }
-          inFlight++;
-          try {
-            return await mutate(req, query);
-          } catch (err) {
-            return failed(err);
-          } finally {
-            inFlight--;
-          }
-        }
-        case "/healthz":
-          return jsonResponse(200, OK);
-        case "/readyz":
-          return ready() ? jsonResponse(200, OK) : jsonResponse(503, '{"status":"not ready"}');
-        case "/metrics":
-          return new Response(metrics.render(), {
-            headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-          });
-        default:
-          throw new HttpError(404, `no route ${path}`);
-      }
-    } catch (err) {
-      if (!(err instanceof HttpError)) log.error("handler failed", { error: String(err) });
-      return toResponse(err);
-    }
-  };
+  return webHandler(createRoutes(deps));
 }
 
 /**
@@ -219,7 +270,9 @@ export function metricsOnly(
   handler: (req: Request) => Promise<Response>,
 ): (req: Request) => Promise<Response> {
   return async (req) => {
-    if (pathOf(req.url).path === "/metrics" && req.method === "GET") return await handler(req);
+    if (new URL(req.url).pathname === "/metrics" && req.method === "GET") {
+      return await handler(req);
+    }
     await req.body?.cancel();
     return toResponse(new HttpError(404, "only GET /metrics here"));
   };

@@ -5,6 +5,7 @@ import { assertInjected } from "../../testing/assert_injected.ts";
 import { type Config, defaultConfig, parseConfig } from "../config.ts";
 import { memoryLogger } from "../../testing/memory_logger.ts";
 import { Metrics } from "../metrics.ts";
+import { ByteBudget } from "./budget.ts";
 import { createHandler, timeoutFromQuery } from "./handler.ts";
 
 const nginx: Pod = {
@@ -382,4 +383,76 @@ Deno.test("handler answers 503 beyond maxInFlight and logs it once per second", 
   release();
   assert.equal((await first).status, 200);
   assert.equal((await handler(post(JSON.stringify(review())))).status, 200, "capacity is released");
+});
+
+Deno.test("handler keeps a burst of large reviews within the memory budget: waits, then 503", async () => {
+  let t = 0;
+  const log = memoryLogger();
+  const metrics = new Metrics();
+  const budget = new ByteBudget(1024 * 1024);
+  const handler = createHandler({ config: defaultConfig, log, metrics, now: () => t, budget });
+  const big = {
+    ...nginx,
+    metadata: { name: "big", annotations: { template: "x".repeat(380_000) } },
+  };
+  const text = new TextEncoder().encode(JSON.stringify(review(undefined, {}, big)));
+  // Each body arrives only when released, so whoever holds budget keeps it.
+  const releases: Array<() => void> = [];
+  const held = (timeout: string) =>
+    post(
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          releases.push(() => {
+            c.enqueue(text);
+            c.close();
+          });
+        },
+      }),
+      { headers: { "content-length": String(text.byteLength) } },
+      `/mutate?timeout=${timeout}`,
+    );
+  // The first three may wait 30 s, the others 1 s.
+  const burst = Array.from({ length: 10 }, (_, i) => handler(held(i < 3 ? "30s" : "1s")));
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(budget.used, 2 * text.byteLength, "two ~390 KB reviews fit in 1 MiB");
+  assert.equal(budget.waiting, 8, "the others wait, unread");
+
+  // Room frees before the deadline: the next in line gets in, the rest keep waiting.
+  releases[0]!();
+  assert.equal((await burst[0]!).status, 200);
+  assert.equal(budget.waiting, 7);
+
+  // The deadline (1 s less the margin) passes: those still waiting get a 503.
+  t = 1000;
+  const late = await Promise.all(burst.slice(3));
+  for (const res of late) {
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get("retry-after"), "1");
+    assert.match((await res.json()).error, /memory budget/);
+  }
+  for (const release of releases.slice(1, 3)) release();
+  assert.deepEqual(
+    await Promise.all(burst.slice(1, 3).map(async (r) => (await r).status)),
+    [200, 200],
+  );
+  assert.ok(budget.peak <= budget.capacity, `peak ${budget.peak} > ${budget.capacity}`);
+  assert.equal(budget.used, 0, "every reservation is released");
+  assert.match(metrics.render(), /sidecar_injector_errors_total\{reason="memory_budget"\} 7/);
+  assert.equal(log.lines.filter((l) => /memory budget exhausted/.test(l.msg)).length, 1);
+});
+
+Deno.test("handler lets a review larger than the whole budget through when it is alone", async () => {
+  const budget = new ByteBudget(100);
+  const handler = createHandler({
+    config: defaultConfig,
+    log: memoryLogger(),
+    metrics: new Metrics(),
+    now: () => performance.now(),
+    budget,
+  });
+  const body = JSON.stringify(review());
+  assert.ok(body.length > 100);
+  const res = await handler(post(body, { headers: { "content-length": String(body.length) } }));
+  assert.equal(res.status, 200);
+  assert.equal(budget.peak, 100);
 });

@@ -1,11 +1,28 @@
 /**
- * Reads a request body with a size cap and a deadline, without buffering past
- * the cap and without reading on after the deadline.
+ * Reads a request body with a size cap, a deadline and the memory budget:
+ * nothing is buffered past the cap, nothing is read after the deadline, and
+ * no byte is read before the budget has room for it.
  * @module
  */
+import type { Lease } from "./budget.ts";
+import type { Deadline } from "./deadline.ts";
 import { HttpError } from "./errors.ts";
+import type { BodySource, Incoming } from "./exchange.ts";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** A deadline that never expires, for reads without one. */
+const NEVER: Deadline = { ms: Infinity, arm: () => () => {} };
+
+/** Limits of one body read. */
+export interface ReadLimits {
+  /** Bytes at most; more is a 413. */
+  max: number;
+  /** When reading (and waiting for budget) gives up: 408 (or 503 while waiting). */
+  deadline?: Deadline;
+  /** Reserves the body's bytes before they are read; released by the caller when done. */
+  lease?: Lease;
+}
 
 function decode(bytes: Uint8Array): string {
   try {
@@ -15,64 +32,84 @@ function decode(bytes: Uint8Array): string {
   }
 }
 
-/** Something that calls `onExpire` once a time limit passes; returns a function that disarms it. */
-export interface Deadline {
-  arm(onExpire: () => void): () => void;
-  /** For the error message. */
-  readonly ms: number;
+/**
+ * Reserves `bytes`; when they must be waited for, the body is paused first,
+ * so the connection's bytes stay in the kernel meanwhile. Undefined when
+ * reserved at once (no await on the common path).
+ */
+function reserve(
+  lease: Lease,
+  body: BodySource,
+  bytes: number,
+  deadline: Deadline,
+): Promise<void> | undefined {
+  if (lease.tryGrow(bytes)) return undefined;
+  body.pause();
+  return lease.grow(bytes, deadline);
+}
+
+/** The declared length, checked against `max`; undefined when the body is chunked. */
+function declaredLength(req: Incoming, max: number): number | undefined {
+  const declared = req.header("content-length");
+  if (declared === undefined || req.header("transfer-encoding") !== undefined) return undefined;
+  const n = Number(declared);
+  if (!/^\d+$/.test(declared) || !Number.isSafeInteger(n)) {
+    throw new HttpError(400, "invalid content-length");
+  }
+  if (n > max) throw new HttpError(413, `request body of ${n} bytes exceeds the ${max}-byte limit`);
+  return n;
 }
 
 /**
- * Returns the body as text. Throws `HttpError` 413 once it exceeds `max`
- * bytes (a declared `content-length` over the cap is refused before reading),
- * and 408 when `deadline` expires first; either way the stream is cancelled,
- * so a slow client cannot keep the server reading.
+ * Returns the body as text. A declared `content-length` is reserved from the
+ * lease before the first byte is read (waiting for room until the deadline);
+ * a chunked body reserves as it arrives. Throws `HttpError` 413 past `max`
+ * (a declared length over it is refused before reading), 408 when the
+ * deadline expires during the read, 503 when it expires while waiting for
+ * budget; in every failure the body is cancelled, so nothing more is read.
  *
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { readCapped } from "./read_body.ts";
- * assert.equal(await readCapped(new Request("http://x/", { method: "POST", body: "hi" }), 10), "hi");
- * await assert.rejects(readCapped(new Request("http://x/", { method: "POST", body: "x".repeat(11) }), 10), { status: 413 });
+ * import { readBody } from "./read_body.ts";
+ * import { incomingOf } from "./web.ts";
+ * const post = (body: string) => incomingOf(new Request("http://x/", { method: "POST", body }));
+ * assert.equal(await readBody(post("hi"), { max: 10 }), "hi");
+ * await assert.rejects(readBody(post("x".repeat(11)), { max: 10 }), { status: 413 });
  * ```
  */
-export async function readCapped(req: Request, max: number, deadline?: Deadline): Promise<string> {
-  const body = req.body;
-  if (body === null) return "";
-  const declared = req.headers.get("content-length");
-  let expected: number | undefined;
-  if (declared !== null && !req.headers.has("transfer-encoding")) {
-    const n = Number(declared);
-    if (!/^\d+$/.test(declared) || !Number.isSafeInteger(n)) {
-      await body.cancel();
-      throw new HttpError(400, "invalid content-length");
-    }
-    if (n > max) {
-      await body.cancel();
-      throw new HttpError(413, `request body of ${n} bytes exceeds the ${max}-byte limit`);
-    }
-    expected = n;
-  }
-  const reader = body.getReader();
-  let expired = false;
-  const disarm = deadline?.arm(() => {
-    expired = true;
-    reader.cancel().catch(() => {});
-  });
+export async function readBody(req: Incoming, limits: ReadLimits): Promise<string> {
+  const { body } = req;
+  if (body === undefined) return "";
+  const { max, lease } = limits;
+  const deadline = limits.deadline ?? NEVER;
+  let disarm: (() => void) | undefined;
   try {
+    const expected = declaredLength(req, max);
+    if (lease && expected !== undefined) {
+      const waiting = reserve(lease, body, expected, deadline);
+      if (waiting) await waiting;
+    }
+    let expired = false;
+    disarm = deadline.arm(() => {
+      expired = true;
+      body.cancel();
+    });
     // Counted chunk by chunk whether or not a length was declared; joined once at the end.
     const chunks: Uint8Array[] = [];
     let total = 0;
     for (;;) {
-      const { done, value } = await reader.read();
-      if (expired) throw new HttpError(408, `request body not received within ${deadline?.ms} ms`);
-      if (done) break;
-      total += value.byteLength;
-      if (total > max) {
-        await reader.cancel();
-        throw new HttpError(413, `request body exceeds the ${max}-byte limit`);
+      const chunk = await body.read();
+      if (expired) throw new HttpError(408, `request body not received within ${deadline.ms} ms`);
+      if (chunk === undefined) break;
+      total += chunk.byteLength;
+      if (total > max) throw new HttpError(413, `request body exceeds the ${max}-byte limit`);
+      // A chunked body: reserve each chunk as it comes (it is already read, but no more is).
+      if (lease && total > lease.bytes) {
+        const waiting = reserve(lease, body, total - lease.bytes, deadline);
+        if (waiting) await waiting;
       }
-      chunks.push(value);
+      chunks.push(chunk);
     }
     if (expected !== undefined && total !== expected) {
       throw new HttpError(400, "body shorter than content-length");
@@ -85,64 +122,10 @@ export async function readCapped(req: Request, max: number, deadline?: Deadline)
       offset += c.byteLength;
     }
     return decode(all);
+  } catch (err) {
+    body.cancel();
+    throw err;
   } finally {
     disarm?.();
-  }
-}
-
-/**
- * One coarse timer for all pending reads instead of one timer per request:
- * deadlines are checked every `tickMs` by a timer that runs only while some
- * read is pending. `now` is monotonic milliseconds.
- */
-export class DeadlineSweeper {
-  readonly #pending = new Set<{ at: number; onExpire: () => void }>();
-  readonly #now: () => number;
-  readonly #tickMs: number;
-  readonly #idleStopMs: number;
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #idleTicks = 0;
-
-  /** `tickMs`: how often deadlines are checked; `idleStopMs`: idle time before the timer stops. */
-  constructor(now: () => number, tickMs = 25, idleStopMs = 1000) {
-    this.#now = now;
-    this.#tickMs = tickMs;
-    this.#idleStopMs = idleStopMs;
-  }
-
-  /** A deadline `ms` from now. */
-  after(ms: number): Deadline {
-    return {
-      ms,
-      arm: (onExpire) => {
-        const entry = { at: this.#now() + ms, onExpire };
-        this.#pending.add(entry);
-        this.#idleTicks = 0;
-        this.#start();
-        return () => this.#pending.delete(entry);
-      },
-    };
-  }
-
-  #start(): void {
-    if (this.#timer !== undefined) return;
-    const timer = setInterval(() => {
-      const t = this.#now();
-      for (const entry of this.#pending) {
-        if (entry.at > t) continue;
-        this.#pending.delete(entry);
-        entry.onExpire();
-      }
-      // Stop only after ~1 s without pending reads: starting and stopping the interval
-      // around every request cost more than the sweep itself.
-      this.#idleTicks = this.#pending.size === 0 ? this.#idleTicks + 1 : 0;
-      if (this.#idleTicks * this.#tickMs >= this.#idleStopMs) {
-        clearInterval(timer);
-        this.#timer = undefined;
-      }
-    }, this.#tickMs);
-    // Not unref'd: a pending read must keep the process alive until its deadline. The
-    // interval stops itself after an idle second, so an idle server holds no timer.
-    this.#timer = timer;
   }
 }

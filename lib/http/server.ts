@@ -1,7 +1,7 @@
 /**
- * The TLS listener around the handler, on `node:https` (Deno's Node
- * compatibility layer), adapting each request to the web `(Request) =>
- * Promise<Response>` handler.
+ * The TLS listener around the handler's routes, on `node:https` (Deno's Node
+ * compatibility layer). Requests go to the routes as they are (see
+ * `node_incoming.ts`): no web `Request` or `Response` per review.
  *
  * Why not `Deno.serve` (measured here, Deno 2.9.6, see README "Deviations"):
  * it never sets TCP_NODELAY on TLS sockets and always offers HTTP/2, so Go's
@@ -15,7 +15,9 @@
 import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type Logger, onceEvery } from "../log.ts";
-import { ClientClosedError, toResponse } from "./errors.ts";
+import { toReply } from "./errors.ts";
+import type { Incoming, Reply } from "./exchange.ts";
+import { incomingOfNode } from "./node_incoming.ts";
 
 /** Where the server listens, which files hold its pair, and its limits. */
 export interface TlsServerOptions {
@@ -23,7 +25,8 @@ export interface TlsServerOptions {
   port: number;
   certFile: string;
   keyFile: string;
-  handler: (req: Request) => Promise<Response>;
+  /** The handler (`createRoutes`); it answers every error itself. */
+  routes: (req: Incoming) => Promise<Reply>;
   log: Logger;
   /** On shutdown: how long to keep answering (with `Connection: close`) before the listener closes. */
   drainDelayMs: number;
@@ -65,65 +68,6 @@ function validatePair(cert: string, key: string): void {
   probe.close();
 }
 
-/** A web `Request` over the Node request; its body streams from the socket. */
-function toRequest(
-  req: IncomingMessage,
-  origin: string,
-): { request: Request; bodyCancelled: () => boolean } {
-  // Node has already parsed and lower-cased them; a record is cheaper than Headers.append per header.
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
-  }
-  const method = req.method ?? "GET";
-  let cancelled = false;
-  if (method === "GET" || method === "HEAD") {
-    return {
-      request: new Request(origin + (req.url ?? "/"), { method, headers }),
-      bodyCancelled: () => false,
-    };
-  }
-  const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      req.on("data", (chunk: Uint8Array) => {
-        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        if ((controller.desiredSize ?? 0) <= 0) req.pause();
-      });
-      let settled = false;
-      const gone = (cause?: Error) => {
-        if (settled) return;
-        settled = true;
-        controller.error(
-          new ClientClosedError("client closed the connection mid-request", { cause }),
-        );
-      };
-      req.on("end", () => {
-        settled = true;
-        controller.close();
-      });
-      // A client that goes away mid-body: "aborted"/ECONNRESET, or a close before the end.
-      req.on("error", (err: Error) => gone(err));
-      req.on("close", () => gone());
-    },
-    pull() {
-      req.resume();
-    },
-    cancel() {
-      // Stop delivering; the answer closes the connection, so the rest is never read.
-      cancelled = true;
-      req.removeAllListeners("data");
-      req.pause();
-    },
-  }, { highWaterMark: 1 });
-  return {
-    request: new Request(
-      origin + (req.url ?? "/"),
-      { method, headers, body, duplex: "half" } as RequestInit,
-    ),
-    bodyCancelled: () => cancelled,
-  };
-}
-
 /** A running TLS server. */
 export class TlsServer {
   readonly #opts: TlsServerOptions;
@@ -132,7 +76,6 @@ export class TlsServer {
   #key: string;
   #draining = false;
   #reloading: Promise<boolean> | undefined;
-  #origin = "";
   port = 0;
 
   private constructor(opts: TlsServerOptions, cert: string, key: string) {
@@ -196,30 +139,26 @@ export class TlsServer {
     const address = self.#server.address();
     self.port = typeof address === "object" && address ? address.port : opts.port;
     opts.onCertLoaded?.(cert);
-    self.#origin = `https://${
-      opts.hostname.includes(":") ? `[${opts.hostname}]` : opts.hostname
-    }:${self.port}`;
     return self;
   }
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { request, bodyCancelled } = toRequest(req, this.#origin);
-    let response: Response;
+    const { incoming, bodyCancelled } = incomingOfNode(req);
+    let reply: Reply;
     try {
-      response = await this.#opts.handler(request);
+      reply = await this.#opts.routes(incoming);
     } catch (err) {
-      // The handler maps its own errors; reaching here is a bug, still answered in one place.
+      // The routes map their own errors; reaching here is a bug, still answered in one place.
       this.#opts.log.error("unhandled handler error", { error: String(err) });
-      response = toResponse(err);
+      reply = toReply(err);
     }
     try {
-      const body = new Uint8Array(await response.arrayBuffer());
-      const headers: Record<string, string> = {};
-      response.headers.forEach((v, k) => headers[k] = v);
-      // An unread body (413, 408) or a drain: the client must reconnect.
-      if (this.#draining || bodyCancelled() || !req.complete) headers["connection"] = "close";
-      headers["content-length"] = String(body.byteLength);
-      res.writeHead(response.status, headers);
+      const { status, headers, body } = reply;
+      for (const name in headers) res.setHeader(name, headers[name]!);
+      res.setHeader("content-length", body.byteLength);
+      // An unread body (413, 408, 503) or a drain: the client must reconnect.
+      if (this.#draining || bodyCancelled() || !req.complete) res.setHeader("connection", "close");
+      res.writeHead(status);
       res.end(body);
     } catch (err) {
       this.#opts.log.error("cannot write the response", { error: String(err) });

@@ -562,7 +562,7 @@ Deno.test(
       "--audit-interval",
       "5m",
     ]);
-    assert.equal(deploy.spec.template.spec.containers[0].resources.limits.memory, "192Mi");
+    assert.equal(deploy.spec.template.spec.containers[0].resources.limits.memory, "320Mi");
   },
 );
 

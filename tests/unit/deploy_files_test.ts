@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { load, loadAll } from "js-yaml";
+import { serveCommand } from "../../testing/serve_command.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const rootPath = (rel: string): string => new URL(rel, ROOT).pathname;
@@ -131,6 +132,29 @@ Deno.test("Dockerfile builds with deno task compile and runs on distroless nonro
   const entrypoint = ops("ENTRYPOINT");
   assert.equal(entrypoint.length, 1);
   assert.deepEqual(JSON.parse(entrypoint[0]!), ["/usr/local/bin/sidecar-injector"]);
+});
+
+Deno.test("the Deployment runs with the serve task's V8 flags and environment, within its limit", () => {
+  const { env, runtime } = serveCommand();
+  const v8 = runtime.find((f) => f.startsWith("--v8-flags="));
+  assert.ok(v8, "the serve task sets V8 flags");
+  assert.ok(
+    denoJson().tasks.compile?.split(/\s+/).includes(v8),
+    `the compile task (the image) bakes in the same ${v8}`,
+  );
+  const container = deploymentContainer();
+  const deployed = new Map(
+    arr(container.env, "env").map((e) => obj(e, "env var")).map((e) => [e.name, e.value]),
+  );
+  for (const [name, value] of Object.entries(env)) {
+    assert.equal(deployed.get(name), value, `the Deployment sets ${name} as deno task serve does`);
+  }
+  const limit = String(obj(obj(container.resources, "resources").limits, "limits").memory);
+  const limitMiB = Number(/^(\d+)Mi$/.exec(limit)?.[1]);
+  const heapMiB = Number(/--max-old-space-size=(\d+)/.exec(v8)?.[1]);
+  assert.ok(heapMiB > 0, "the V8 heap is capped (--max-old-space-size)");
+  // The runtime, external buffers and TLS state live outside the V8 heap: ~3x room measured.
+  assert.ok(limitMiB >= 3 * heapMiB, `limit ${limit} leaves room above a ${heapMiB} MiB heap`);
 });
 
 Deno.test("Dockerfile CMD matches the Deployment container args", () => {
@@ -491,7 +515,7 @@ Deno.test("components/audit: read-only RBAC for the injector's ServiceAccount, t
   const [patch] = arr(kust.patches, "patches").map((p) => obj(p, "patch"));
   assert.deepEqual(obj(patch?.target, "target").name, "sidecar-injector");
   const ops = arr(load(String(patch?.patch)), "ops").map((o) => obj(o, "op"));
-  assert.deepEqual(ops.map((o) => o.value), [true, "--audit-interval", "5m", "192Mi"]);
+  assert.deepEqual(ops.map((o) => o.value), [true, "--audit-interval", "5m"]);
   // What the audit reads in the pod must be in the serve permission set the image bakes in.
   const serve = JSON.parse(readText("deno.json")).permissions.serve;
   assert.ok(serve.read.includes("/var/run/secrets/kubernetes.io/serviceaccount"));

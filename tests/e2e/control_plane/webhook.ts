@@ -3,7 +3,7 @@
  * with certificates from the repo's own `k8s/gen-certs.sh`.
  * @module
  */
-import { serveArgs } from "../../../testing/serve_command.ts";
+import { serveArgs, serveEnv } from "../../../testing/serve_command.ts";
 import { exec, type Proc, REPO_ROOT, say, spawnLogged, tailFile, terminate } from "./harness.ts";
 
 /** TLS material written by `k8s/gen-certs.sh`. */
@@ -130,7 +130,7 @@ export async function startWebhook(opts: WebhookOptions): Promise<Webhook> {
   ]);
   const proc = spawnLogged("webhook", Deno.execPath(), args, opts.logPath, {
     cwd: REPO_ROOT,
-    env: { POD_NAMESPACE: "sidecar-injector", NO_COLOR: "1" },
+    env: serveEnv({ POD_NAMESPACE: "sidecar-injector", NO_COLOR: "1" }),
     onStdout,
   });
   const kill = () => {

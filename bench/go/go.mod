@@ -1,0 +1,3 @@
+module sidecar-injector/bench/go
+
+go 1.22
