@@ -82,23 +82,23 @@ const restrictedSecurityContext = (): SecurityContext => ({
   seccompProfile: { type: "RuntimeDefault" },
 });
 
-/** What differs between the agents' default profiles; resources are measured RSS plus headroom (README "Log path"). */
+/** Requests and limits: cpu and memory, each as [request, limit]. */
+const resources = (cpu: [string, string], memory: [string, string]): ResourceRequirements => ({
+  requests: { cpu: cpu[0], memory: memory[0] },
+  limits: { cpu: cpu[1], memory: memory[1] },
+});
+
+/** What differs between the agents' default profiles; memory is measured RSS plus headroom (README "Log path"). */
 const AGENT_SPECIFICS: Record<Agent, Pick<Profile, "containerName" | "image" | "resources">> = {
   "fluentd": {
     containerName: "fluentd",
     image: "fluent/fluentd:v1.17-1",
-    resources: {
-      requests: { cpu: "20m", memory: "96Mi" },
-      limits: { cpu: "500m", memory: "256Mi" },
-    },
+    resources: resources(["20m", "500m"], ["96Mi", "256Mi"]),
   },
   "fluent-bit": {
     containerName: "fluent-bit",
     image: "fluent/fluent-bit:3.2",
-    resources: {
-      requests: { cpu: "10m", memory: "24Mi" },
-      limits: { cpu: "200m", memory: "96Mi" },
-    },
+    resources: resources(["10m", "200m"], ["24Mi", "96Mi"]),
   },
 };
 
