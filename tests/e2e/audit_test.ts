@@ -27,6 +27,7 @@ import {
   type Webhook,
   type WebhookCerts,
 } from "./control_plane/webhook.ts";
+import { b64, createPod, E2E_TEST_OPTS, waitForInjection } from "./control_plane/pods.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = any;
@@ -39,7 +40,7 @@ const NEW_IMAGE = "fluent/fluentd:v1.18-1";
 const ESCAPED = ["esc-1", "esc-2", "esc-3"];
 const VAP_WARNING =
   "Validation failed for ValidatingAdmissionPolicy 'sidecar-injector-agent-present'";
-const opts = { sanitizeOps: false, sanitizeResources: false, sanitizeExit: false };
+const opts = E2E_TEST_OPTS;
 
 interface Env {
   cp: ControlPlane;
@@ -62,7 +63,6 @@ globalThis.addEventListener("unload", () => {
   cpRef?.killSync();
 });
 
-const b64 = (text: string) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
 const configText = (image: string) => `profiles:\n  fluentd:\n    image: ${image}\n`;
 
 async function kubectlOk(cp: ControlPlane, args: string[], stdin?: string): Promise<string> {
@@ -141,39 +141,6 @@ const pod = (name: string, annotations: Record<string, string> = {}): Obj => ({
   spec: { containers: [{ name: "app", image: "nginx" }] },
 });
 
-const hasAgent = (p: Obj) =>
-  [...(p.spec.initContainers ?? []), ...p.spec.containers].some((c: Obj) => c.name === "fluentd");
-
-async function createPod(env: Env, obj: Obj, ns = NS) {
-  return await env.cp.kubectl(["create", "-n", ns, "-f", "-", "-o", "name"], {
-    stdin: JSON.stringify(obj),
-  });
-}
-
-async function waitForInjection(env: Env): Promise<void> {
-  await env.cp.waitFor(
-    "injection via dry-run",
-    async () => {
-      const r = await env.cp.kubectl([
-        "create",
-        "--dry-run=server",
-        "-o",
-        "json",
-        "-n",
-        NS,
-        "-f",
-        "-",
-      ], {
-        stdin: JSON.stringify(pod("probe")),
-      });
-      if (r.code !== 0) throw new Error(r.stderr.trim());
-      return hasAgent(JSON.parse(r.stdout));
-    },
-    30_000,
-    200,
-  );
-}
-
 function setup(): Promise<Env> {
   return setupPromise ??= (async () => {
     const cp = cpRef = await startControlPlane();
@@ -245,7 +212,7 @@ function setup(): Promise<Env> {
       `ServiceAccount ${NS}/default`,
       async () => (await cp.kubectl(["get", "serviceaccount", "default", "-n", NS])).code === 0,
     );
-    await waitForInjection(env);
+    await waitForInjection(env.cp, NS, pod("probe"));
     return env;
   })();
 }
@@ -334,7 +301,7 @@ Deno.test(
   opts,
   async () => {
     const env = await setup();
-    const r = await createPod(env, pod("up-1"));
+    const r = await createPod(env.cp, pod("up-1"), NS);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(!r.stderr.includes(VAP_WARNING), `an injected pod trips no policy: ${r.stderr}`);
     const table = await audit(env, ["-A"]);
@@ -390,18 +357,19 @@ Deno.test(
       return r.code === 0 && r.stderr.includes(VAP_WARNING);
     });
     for (const name of ESCAPED) {
-      const r = await createPod(env, pod(name));
+      const r = await createPod(env.cp, pod(name), NS);
       assert.equal(r.code, 0, r.stderr);
       assert.ok(r.stderr.includes(VAP_WARNING), `${name}: kubectl prints the warning: ${r.stderr}`);
       assert.match(r.stderr, new RegExp(`pod ${name} was created WITHOUT the log agent`));
     }
     const optedOut = await createPod(
-      env,
+      env.cp,
       pod("opted-out", { "sidecar-injector.io/inject": "false" }),
+      NS,
     );
     assert.equal(optedOut.code, 0, optedOut.stderr);
     assert.ok(!optedOut.stderr.includes(VAP_WARNING), optedOut.stderr);
-    const system = await createPod(env, pod("system-pod"), "kube-system");
+    const system = await createPod(env.cp, pod("system-pod"), "kube-system");
     assert.equal(system.code, 0, system.stderr);
     assert.ok(!system.stderr.includes(VAP_WARNING), system.stderr);
 
@@ -438,7 +406,7 @@ Deno.test(
     env.starts += 1;
     env.webhook = await launch(env, env.starts);
     await register(env);
-    await waitForInjection(env);
+    await waitForInjection(env.cp, NS, pod("probe"));
     await waitForGauge(env, "sidecar_injector_escaped_pods", 3);
     assert.equal(gauge(await metrics(env), "sidecar_injector_drifted_pods", NS), 0);
     // Give a few more audits the chance to log again: still one line per pod.
@@ -454,7 +422,7 @@ Deno.test(
 
     await kubectlOk(env.cp, ["delete", "pod", "-n", NS, ...ESCAPED]);
     for (const name of ESCAPED) {
-      const r = await createPod(env, pod(name));
+      const r = await createPod(env.cp, pod(name), NS);
       assert.equal(r.code, 0, r.stderr);
       assert.ok(!r.stderr.includes(VAP_WARNING), `${name} injected now: ${r.stderr}`);
     }

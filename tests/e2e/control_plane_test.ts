@@ -25,6 +25,7 @@ import {
   type Webhook,
   type WebhookCerts,
 } from "./control_plane/webhook.ts";
+import { b64, createPod, E2E_TEST_OPTS, hasAgent, waitForInjection } from "./control_plane/pods.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = any;
@@ -37,7 +38,7 @@ const CEL_MWC = "sidecar-injector-e2e-cel";
 const STATUS = "sidecar-injector.io/status";
 const IMAGE = "fluent/fluentd:v1.17-1";
 const NGINX = "testdata/e2e/nginx-pod.yaml";
-const opts = { sanitizeOps: false, sanitizeResources: false, sanitizeExit: false };
+const opts = E2E_TEST_OPTS;
 
 interface Env {
   cp: ControlPlane;
@@ -67,7 +68,7 @@ function setup(): Promise<Env> {
     const env: Env = { cp, certs, webhook: await launchWebhook(cp, certs, 1), starts: 1 };
     const t0 = performance.now();
     await apply(cp, mainConfig(env.webhook.port, certs));
-    await waitForInjection(env);
+    await waitForInjection(env.cp, "default", nginxPod("injection-probe"));
     say(
       `e2e: webhook on :${env.webhook.port}; injection active ${
         Math.round(performance.now() - t0)
@@ -89,8 +90,6 @@ async function launchWebhook(cp: ControlPlane, certs: WebhookCerts, n: number): 
   );
   return wh;
 }
-
-const b64 = (text: string) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
 
 function hook(name: string, port: number, certs: WebhookCerts, extra: Obj = {}): Obj {
   return {
@@ -157,37 +156,6 @@ function nginxPod(name: string, meta: Obj = {}): Obj {
 
 const names = (list: Obj[] | undefined): string[] => (list ?? []).map((x: Obj) => x.name);
 /** True when the pod carries the fluentd agent, native or classic. */
-const hasAgent = (pod: Obj): boolean =>
-  [...names(pod.spec.initContainers), ...names(pod.spec.containers)].includes("fluentd");
-
-/** Retries a dry-run create until the stored object would carry the sidecar. */
-async function waitForInjection(env: Env, what = "webhook injection via dry-run"): Promise<void> {
-  await env.cp.waitFor(
-    what,
-    async () => {
-      const r = await env.cp.kubectl([
-        "create",
-        "--dry-run=server",
-        "-o",
-        "json",
-        "-n",
-        "default",
-        "-f",
-        "-",
-      ], { stdin: JSON.stringify(nginxPod("injection-probe")) });
-      if (r.code !== 0) throw new Error(r.stderr.trim());
-      return hasAgent(JSON.parse(r.stdout));
-    },
-    30_000,
-    200,
-  );
-}
-
-async function createPod(env: Env, obj: Obj, ns = "default") {
-  return await env.cp.kubectl(["create", "-n", ns, "-f", "-", "-o", "name"], {
-    stdin: JSON.stringify(obj),
-  });
-}
 
 async function getPod(env: Env, name: string, ns = "default"): Promise<Obj> {
   return await env.cp.kubectlJson(["get", "pod", name, "-n", ns, "-o", "json"]);
@@ -400,7 +368,7 @@ Deno.test("e2e: Deployment -> ReplicaSet -> Pods (generateName) are injected", o
 Deno.test("e2e: a pod in kube-system is not injected", opts, async () => {
   const env = await setup();
   await ensureNamespace(env, "kube-system");
-  const r = await createPod(env, nginxPod("system-pod"), "kube-system");
+  const r = await createPod(env.cp, nginxPod("system-pod"), "kube-system");
   assert.equal(r.code, 0, r.stderr);
   assertNotInjected(await getPod(env, "system-pod", "kube-system"));
 });
@@ -411,8 +379,9 @@ Deno.test(
   async () => {
     const env = await setup();
     const r = await createPod(
-      env,
+      env.cp,
       nginxPod("opted-out", { annotations: { "sidecar-injector.io/inject": "false" } }),
+      "default",
     );
     assert.equal(r.code, 0, r.stderr);
     const pod = await getPod(env, "opted-out");
@@ -430,7 +399,7 @@ Deno.test(
 Deno.test("e2e: a pod in namespace sidecar-injector is not injected", opts, async () => {
   const env = await setup();
   await ensureNamespace(env, "sidecar-injector");
-  const r = await createPod(env, nginxPod("own-namespace"), "sidecar-injector");
+  const r = await createPod(env.cp, nginxPod("own-namespace"), "sidecar-injector");
   assert.equal(r.code, 0, r.stderr);
   assertNotInjected(await getPod(env, "own-namespace", "sidecar-injector"));
 });
@@ -441,7 +410,11 @@ Deno.test(
   async () => {
     const env = await setup();
     const value = JSON.stringify({ version: 1, sidecar: "fluentd", volume: "app-logs" });
-    const r = await createPod(env, nginxPod("pre-injected", { annotations: { [STATUS]: value } }));
+    const r = await createPod(
+      env.cp,
+      nginxPod("pre-injected", { annotations: { [STATUS]: value } }),
+      "default",
+    );
     assert.equal(r.code, 0, r.stderr);
     const pod = await getPod(env, "pre-injected");
     assertNotInjected(pod);
@@ -487,7 +460,11 @@ Deno.test(
       30_000,
       200,
     );
-    const r = await createPod(env, nginxPod("reinvoked", { labels: { "e2e-reinvoke": "yes" } }));
+    const r = await createPod(
+      env.cp,
+      nginxPod("reinvoked", { labels: { "e2e-reinvoke": "yes" } }),
+      "default",
+    );
     assert.equal(r.code, 0, r.stderr);
     const pod = await getPod(env, "reinvoked");
     assertInjected(pod);
@@ -603,7 +580,7 @@ Deno.test("e2e: AdmissionReview v1beta1 also injects", opts, async () => {
     30_000,
     200,
   );
-  const r = await createPod(env, nginxPod("v1beta1-pod", { labels }));
+  const r = await createPod(env.cp, nginxPod("v1beta1-pod", { labels }), "default");
   assert.equal(r.code, 0, r.stderr);
   assertInjected(await getPod(env, "v1beta1-pod"));
   // Only the v1beta1 webhook matches this label, so the apiserver must have used it.
@@ -715,7 +692,7 @@ Deno.test("e2e: a fluent-bit profile pod is stored with its agent", opts, async 
   const pod = nginxPod("fluent-bit-pod", {
     annotations: { "sidecar-injector.io/profile": "fluent-bit" },
   });
-  const r = await createPod(env, pod);
+  const r = await createPod(env.cp, pod, "default");
   assert.equal(r.code, 0, r.stderr);
   const stored = await getPod(env, "fluent-bit-pod");
   assert.deepEqual(names(stored.spec.containers), ["nginx"]);
@@ -736,7 +713,7 @@ Deno.test(
     const pod = nginxPod("bad-annotation", {
       annotations: { "sidecar-injector.io/memory-limit": "a lot" },
     });
-    const r = await createPod(env, pod);
+    const r = await createPod(env.cp, pod, "default");
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.stderr,
@@ -759,7 +736,7 @@ Deno.test(
     const results: Array<{ code: number; stderr: string }> = [];
     const loop = (async () => {
       for (let i = 0; !stop; i++) {
-        const r = await createPod(env, nginxPod(`rotate-${i}`));
+        const r = await createPod(env.cp, nginxPod(`rotate-${i}`), "default");
         results.push(r);
       }
     })();
@@ -832,7 +809,7 @@ Deno.test(
       const loop = (async () => {
         for (let i = 0; !stop; i++) {
           const name = `rolling-${i}`;
-          const r = await createPod(env, nginxPod(name, { labels: label }));
+          const r = await createPod(env.cp, nginxPod(name, { labels: label }), "default");
           results.push({ name, ...r });
         }
       })();
@@ -969,7 +946,11 @@ Deno.test(
       const before = webhookLatency(await env.cp.metrics(), name);
       const n = 20;
       for (let i = 0; i < n; i++) assertInjected(await dryRun(`http1-${i}`));
-      const r = await createPod(env, nginxPod("http1-pod", { labels: { "e2e-http1": "yes" } }));
+      const r = await createPod(
+        env.cp,
+        nginxPod("http1-pod", { labels: { "e2e-http1": "yes" } }),
+        "default",
+      );
       assert.equal(r.code, 0, r.stderr);
       assertInjected(await getPod(env, "http1-pod"));
       const after = webhookLatency(await env.cp.metrics(), name);
@@ -1010,7 +991,7 @@ Deno.test(
     const env = await setup();
     const pod = nginxPod("run-once");
     pod.spec.restartPolicy = "Never";
-    const r = await createPod(env, pod);
+    const r = await createPod(env.cp, pod, "default");
     assert.equal(r.code, 0, r.stderr);
     const stored = await getPod(env, "run-once");
     assert.equal(assertInjected(stored).mode, "native");
@@ -1030,7 +1011,7 @@ Deno.test(
       { name: "proxy", image: "envoyproxy/envoy", restartPolicy: "Always" },
       { name: "migrate", image: "busybox", command: ["true"] },
     ];
-    const r = await createPod(env, pod);
+    const r = await createPod(env.cp, pod, "default");
     assert.equal(r.code, 0, r.stderr);
     const stored = await getPod(env, "own-sidecar");
     assertInjected(stored);
@@ -1069,7 +1050,7 @@ Deno.test(
   async () => {
     const env = await setup();
     for (const pod of windowsPods("win")) {
-      const r = await createPod(env, pod);
+      const r = await createPod(env.cp, pod, "default");
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /Warning: sidecar-injector: Windows pod: no log agent injected/);
       const stored = await getPod(env, pod.metadata.name);
@@ -1111,8 +1092,9 @@ Deno.test(
       "the CEL webhook refuses a normal pod",
       async () => {
         const r = await createPod(
-          env,
+          env.cp,
           nginxPod(`cel-normal-${crypto.randomUUID().slice(0, 6)}`, { labels: cel }),
+          "default",
         );
         lastErr = r.stderr;
         return r.code !== 0 && r.stderr.includes("cel.sidecar-injector.io");
@@ -1140,11 +1122,11 @@ Deno.test(
       ...windowsPods("cel-win", cel),
     ];
     for (const pod of spared) {
-      const r = await createPod(env, pod);
+      const r = await createPod(env.cp, pod, "default");
       assert.equal(r.code, 0, `${pod.metadata.name}: CEL must skip the webhook: ${r.stderr}`);
       assertNotInjected(await getPod(env, pod.metadata.name));
     }
-    const refused = await createPod(env, nginxPod("cel-refused", { labels: cel }));
+    const refused = await createPod(env.cp, nginxPod("cel-refused", { labels: cel }), "default");
     assert.notEqual(refused.code, 0, "a normal pod still calls the (dead) webhook");
     assert.match(refused.stderr, /cel\.sidecar-injector\.io/);
     const d = await env.cp.kubectl(["delete", "mutatingwebhookconfiguration", CEL_MWC]);
@@ -1165,7 +1147,7 @@ Deno.test(
       `webhook exits 0 on SIGTERM (got ${status.code}, signal ${status.signal})`,
     );
 
-    const failed = await createPod(env, nginxPod("while-down-fail"));
+    const failed = await createPod(env.cp, nginxPod("while-down-fail"), "default");
     assert.notEqual(failed.code, 0, "creation must fail with failurePolicy Fail");
     assert.match(failed.stderr, new RegExp(HOOK.replaceAll(".", "\\.")), failed.stderr);
     const gone = await cp.kubectl(["get", "pod", "while-down-fail", "-n", "default"]);
@@ -1187,7 +1169,7 @@ Deno.test(
     await cp.waitFor(
       "pod admitted with failurePolicy Ignore",
       async () => {
-        const r = await createPod(env, nginxPod("while-down-ignore"));
+        const r = await createPod(env.cp, nginxPod("while-down-ignore"), "default");
         lastErr = r.stderr;
         return r.code === 0;
       },
@@ -1212,8 +1194,13 @@ Deno.test(
       p = await patch([{ op: "replace", path: "/webhooks/0/clientConfig/url", value: url }], other);
       assert.equal(p.code, 0, p.stderr);
     }
-    await waitForInjection(env, "injection through the restarted webhook");
-    const r = await createPod(env, nginxPod("after-restart"));
+    await waitForInjection(
+      env.cp,
+      "default",
+      nginxPod("injection-probe"),
+      "injection through the restarted webhook",
+    );
+    const r = await createPod(env.cp, nginxPod("after-restart"), "default");
     assert.equal(r.code, 0, r.stderr);
     assertInjected(await getPod(env, "after-restart"));
   },
