@@ -76,14 +76,18 @@ function tagOf(logDir: string): string {
   return `app.${logDir.slice(1).replaceAll("/", ".")}`;
 }
 
+/** The only app container, which every record names; `undefined` when several share the volume. */
+const onlyContainer = (p: Pipeline): string | undefined =>
+  p.containers.length === 1 ? p.containers[0] : undefined;
+
 /**
- * Which container a record belongs to, as (tag pattern, name) pairs applied
- * after a default of the file's path: the only app container, or the one a
+ * With several app containers, which one a record belongs to, as (tag
+ * pattern, name) pairs applied after a default of the file's path: the one a
  * file is named after (`<logDir>/<name>.log`, `<logDir>/<name>/...`).
  */
 function containerRules(p: Pipeline, any: string): Array<[string, string]> {
+  if (onlyContainer(p) !== undefined) return [];
   const tag = tagOf(p.logDir);
-  if (p.containers.length === 1) return [[`app.${any}`, p.containers[0] as string]];
   return p.containers.map((name) => [`${tag}.${name}.${any}`, name]);
 }
 
@@ -128,7 +132,7 @@ export function fluentdConfig(p: Pipeline): string {
     "<filter app.**>",
     "  @type record_transformer",
     "  <record>",
-    '    container ${record["file"]}',
+    `    container ${onlyContainer(p) ?? '${record["file"]}'}`,
     `    pod "#{ENV['POD_NAME']}"`,
     `    namespace "#{ENV['POD_NAMESPACE']}"`,
     `    node "#{ENV['NODE_NAME']}"`,
@@ -262,8 +266,13 @@ export function fluentBitConfig(p: Pipeline): string {
       ["Skip_Long_Lines", "On"],
       ["storage.type", "filesystem"],
     ]),
-    ...section("FILTER", [["Name", "modify"], ["Match", "app.*"], ["Copy", "file container"]]),
   ];
+  const only = onlyContainer(p);
+  if (only === undefined) {
+    lines.push(
+      ...section("FILTER", [["Name", "modify"], ["Match", "app.*"], ["Copy", "file container"]]),
+    );
+  }
   for (const [pattern, name] of containerRules(p, "*")) {
     lines.push(...section("FILTER", [["Name", "modify"], ["Match", pattern], [
       "Set",
@@ -276,6 +285,7 @@ export function fluentBitConfig(p: Pipeline): string {
     ["Record", "pod ${POD_NAME}"],
     ["Record", "namespace ${POD_NAMESPACE}"],
     ["Record", "node ${NODE_NAME}"],
+    ...(only === undefined ? [] : [["Record", `container ${only}`] as [string, string]]),
   ]));
   if (p.output.type === "forward") {
     const o = p.output;

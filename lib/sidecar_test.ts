@@ -117,6 +117,10 @@ Deno.test("records name the container: the only one, or the one a file or direct
   const text = bit.out.metadata?.annotations?.[CONFIG] ?? "";
   assert.match(text, /Match +app\.var\.log\.app\.web\.\*\n {4}Set +container web/);
   assert.match(text, /Copy +file container/);
+  const alone = injected(pod({ "sidecar-injector.io/profile": "fluent-bit" }));
+  const single = alone.out.metadata?.annotations?.[CONFIG] ?? "";
+  assert.match(single, /Record +container app/);
+  assert.doesNotMatch(single, /Copy +file container/);
 });
 
 Deno.test("forward output: acks, retries forever, starts while the aggregator is away, optional TLS", () => {

@@ -140,7 +140,7 @@ export class PodSandbox {
         : field === "metadata.namespace"
         ? this.pod.metadata?.namespace
         : field === "spec.nodeName"
-        ? spec(this.pod).nodeName
+        ? this.pod.spec?.nodeName
         : e.value;
       env.push(`${e.name}=${value ?? ""}`);
     }
@@ -178,11 +178,6 @@ export class PodSandbox {
   async remove(): Promise<void> {
     await Deno.remove(this.root, { recursive: true });
   }
-}
-
-function spec(pod: Pod) {
-  if (!pod.spec) throw new Error("pod has no spec");
-  return pod.spec;
 }
 
 /** A running agent: its stdout lines, its stderr, signals, memory. */
