@@ -4,8 +4,8 @@
  * caller logs and counts.
  * @module
  */
-import type { Config } from "../config.ts";
-import { inject, type InjectDecision, type InjectResult } from "../inject.ts";
+import type { Config } from "../config/mod.ts";
+import { inject, type InjectDecision, type InjectResult } from "../inject/mod.ts";
 import { type AdmissionRequest, type Answer, isPodCreate } from "./review.ts";
 
 /** Every outcome of a review; also the values of the admissions metric's `decision` label. */
@@ -34,7 +34,7 @@ const FAILED: InjectResult = {
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { defaultConfig } from "../config.ts";
+ * import { defaultConfig } from "../config/mod.ts";
  * import { decide } from "./decide.ts";
  * const outcome = decide({
  *   uid: "u1", operation: "DELETE", kind: { group: "", version: "v1", kind: "Pod" },

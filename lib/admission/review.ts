@@ -2,10 +2,10 @@
  * AdmissionReview decoding and encoding, for `admission.k8s.io/v1` and `v1beta1`.
  * @module
  */
-import { isRecord } from "../_record.ts";
+import { isRecord } from "../json/mod.ts";
 import type { Pod } from "kubernetes-types/core/v1.d.ts";
 import type { Operation } from "fast-json-patch";
-import { assertPod, InvalidPodError } from "../pod.ts";
+import { assertPod, InvalidPodError } from "../inject/mod.ts";
 
 /** The review API versions this webhook speaks; the answer uses the request's. */
 export const REVIEW_VERSIONS = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"] as const;

@@ -7,16 +7,16 @@
  * @module
  */
 import type { Pod } from "kubernetes-types/core/v1.d.ts";
-import type { Config } from "../config.ts";
+import type { Config } from "../config/mod.ts";
 import {
   inject,
   type InjectionStatus,
   type InjectResult,
   LEGACY_ANNOTATION,
   STATUS_ANNOTATION,
-} from "../inject.ts";
-import { pointer } from "../_pointer.ts";
-import { isRecord } from "../_record.ts";
+} from "../inject/mod.ts";
+import { pointer } from "../json/mod.ts";
+import { isRecord } from "../json/mod.ts";
 
 /** `escaped`: should carry the agent and does not; `drifted`: carries an outdated one. */
 export type Problem = "escaped" | "drifted";
@@ -128,7 +128,7 @@ function drift(pod: Pod, raw: string, ctx: PodContext): string[] {
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { defaultConfig } from "../config.ts";
+ * import { defaultConfig } from "../config/mod.ts";
  * import { auditPod } from "./audit.ts";
  * const pod = { metadata: { name: "web" }, spec: { containers: [{ name: "app" }] } };
  * const ctx = { config: defaultConfig(), namespace: "shop", sentToWebhook: true };

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import jsonpatch from "fast-json-patch";
 import { load } from "js-yaml";
 import type { Pod } from "kubernetes-types/core/v1.d.ts";
-import { type Config, defaultConfig, parseConfig, withExcludedNamespace } from "../config.ts";
-import { inject, STATUS_ANNOTATION } from "../inject.ts";
-import { assertPod } from "../pod.ts";
+import { type Config, defaultConfig, parseConfig, withExcludedNamespace } from "../config/mod.ts";
+import { inject, STATUS_ANNOTATION } from "../inject/mod.ts";
+import { assertPod } from "../inject/mod.ts";
 import { auditPod, type PodContext, statusOf } from "./audit.ts";
 
 const testdata = new URL("../../testdata/", import.meta.url);

@@ -5,11 +5,11 @@
  * verifies the serving certificate in the injector's Secret.
  * @module
  */
-import type { Config } from "../config.ts";
-import { assertPod } from "../pod.ts";
-import { isRecord } from "../_record.ts";
-import { CERT_WARN_DAYS, verifyServingCert } from "../cert.ts";
-import type { KubeClient } from "../kube/client.ts";
+import type { Config } from "../config/mod.ts";
+import { assertPod } from "../inject/mod.ts";
+import { isRecord } from "../json/mod.ts";
+import { CERT_WARN_DAYS, verifyServingCert } from "../tls/mod.ts";
+import type { KubeClient } from "../kube/mod.ts";
 import { auditPod, type Finding } from "./audit.ts";
 import { parseWebhook, sentToWebhook, type WebhookRegistration } from "./webhook.ts";
 

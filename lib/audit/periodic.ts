@@ -4,8 +4,8 @@
  * found gets one warn line (not one per run).
  * @module
  */
-import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Logger } from "../observe/mod.ts";
+import type { Metrics } from "../observe/mod.ts";
 import type { Finding } from "./audit.ts";
 
 /** How often and what to audit. */
@@ -35,8 +35,8 @@ const key = (f: Finding) => `${f.problem}\u0000${f.namespace}\u0000${f.pod}`;
  * @example Usage
  * ```ts
  * import assert from "node:assert/strict";
- * import { createLogger } from "../log.ts";
- * import { Metrics } from "../metrics.ts";
+ * import { createLogger } from "../observe/mod.ts";
+ * import { Metrics } from "../observe/mod.ts";
  * import { startPeriodicAudit } from "./periodic.ts";
  * const metrics = new Metrics();
  * const finding = { problem: "escaped" as const, namespace: "shop", pod: "web", reason: "no status" };

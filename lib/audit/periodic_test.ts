@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { memoryLogger } from "../../testing/memory_logger.ts";
-import { Metrics } from "../metrics.ts";
+import { Metrics } from "../observe/mod.ts";
 import type { Finding } from "./audit.ts";
 import { startPeriodicAudit } from "./periodic.ts";
 

@@ -4,8 +4,8 @@
  * when it was registered, and its `caBundle`.
  * @module
  */
-import { isRecord } from "../_record.ts";
-import { type LabelSelector, matches, parseSelector } from "../kube/selector.ts";
+import { isRecord } from "../json/mod.ts";
+import { type LabelSelector, matches, parseSelector } from "../kube/mod.ts";
 
 /** One webhook of the configuration that is called for pod creates. */
 interface PodHook {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { load } from "js-yaml";
-import { matches, parseSelector } from "../kube/selector.ts";
+import { matches, parseSelector } from "../kube/mod.ts";
 import { parseWebhook, sentToWebhook } from "./webhook.ts";
 
 const shipped = (): Record<string, unknown> =>

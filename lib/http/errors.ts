@@ -2,8 +2,8 @@
  * The HTTP layer's error type, and the one place any error becomes a status.
  * @module
  */
-import { InvalidReviewError } from "../admission/review.ts";
-import { InvalidPodError } from "../pod.ts";
+import { InvalidReviewError } from "../admission/mod.ts";
+import { InvalidPodError } from "../inject/mod.ts";
 import { jsonReply, type Reply } from "./exchange.ts";
 import { responseOf } from "./web.ts";
 

@@ -5,11 +5,11 @@
  * the same routes as a web `(Request) => Promise<Response>`.
  * @module
  */
-import type { Config } from "../config.ts";
-import { decide } from "../admission/decide.ts";
-import { decodeReview, encodeResponse, type Review } from "../admission/review.ts";
-import { type Fields, type Logger, onceEvery } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Config } from "../config/mod.ts";
+import { decide } from "../admission/mod.ts";
+import { decodeReview, encodeResponse, type Review } from "../admission/mod.ts";
+import { type Fields, type Logger, onceEvery } from "../observe/mod.ts";
+import type { Metrics } from "../observe/mod.ts";
 import { ByteBudget, DEFAULT_MEMORY_BUDGET_BYTES } from "./budget.ts";
 import { DeadlineSweeper } from "./deadline.ts";
 import { ClientClosedError, HttpError, statusOf, toReply, toResponse } from "./errors.ts";
@@ -85,9 +85,9 @@ function podName(review: Review): string {
  * ```ts
  * import assert from "node:assert/strict";
  * import { createRoutes } from "./handler.ts";
- * import { defaultConfig } from "../config.ts";
- * import { createLogger } from "../log.ts";
- * import { Metrics } from "../metrics.ts";
+ * import { defaultConfig } from "../config/mod.ts";
+ * import { createLogger } from "../observe/mod.ts";
+ * import { Metrics } from "../observe/mod.ts";
  * const log = createLogger({ write: () => {} });
  * const routes = createRoutes({ config: defaultConfig, log, metrics: new Metrics(), now: () => performance.now() });
  * const reply = await routes({ method: "GET", target: "/healthz", header: () => undefined, body: undefined });
@@ -240,9 +240,9 @@ export function createRoutes(deps: HandlerDeps): Routes {
  * ```ts
  * import assert from "node:assert/strict";
  * import { createHandler } from "./handler.ts";
- * import { defaultConfig } from "../config.ts";
- * import { createLogger } from "../log.ts";
- * import { Metrics } from "../metrics.ts";
+ * import { defaultConfig } from "../config/mod.ts";
+ * import { createLogger } from "../observe/mod.ts";
+ * import { Metrics } from "../observe/mod.ts";
  * const log = createLogger({ write: () => {} });
  * const handler = createHandler({ config: defaultConfig, log, metrics: new Metrics(), now: () => performance.now() });
  * const res = await handler(new Request("https://x/healthz"));

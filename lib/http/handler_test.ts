@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import jsonpatch from "fast-json-patch";
 import type { Pod } from "kubernetes-types/core/v1.d.ts";
 import { assertInjected } from "../../testing/assert_injected.ts";
-import { type Config, defaultConfig, parseConfig } from "../config.ts";
+import { type Config, defaultConfig, parseConfig } from "../config/mod.ts";
 import { memoryLogger } from "../../testing/memory_logger.ts";
-import { Metrics } from "../metrics.ts";
+import { Metrics } from "../observe/mod.ts";
 import { ByteBudget } from "./budget.ts";
 import { createHandler, timeoutFromQuery } from "./handler.ts";
 

@@ -14,7 +14,7 @@
  */
 import https from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type Logger, onceEvery } from "../log.ts";
+import { type Logger, onceEvery } from "../observe/mod.ts";
 import { toReply } from "./errors.ts";
 import type { Incoming, Reply } from "./exchange.ts";
 import { incomingOfNode } from "./node_incoming.ts";

@@ -11,7 +11,7 @@
  */
 import https from "node:https";
 import type { IncomingMessage } from "node:http";
-import { isRecord } from "../_record.ts";
+import { isRecord } from "../json/mod.ts";
 import type { Credentials, ReadText } from "./credentials.ts";
 import { type ExecResult, type RunCommand, runExecPlugin } from "./exec_credential.ts";
 

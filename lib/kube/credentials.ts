@@ -5,7 +5,7 @@
  * @module
  */
 import { load } from "js-yaml";
-import { isRecord } from "../_record.ts";
+import { isRecord } from "../json/mod.ts";
 
 /** The kubeconfig cannot be used; `main` exits 2 on it. */
 export class KubeconfigError extends Error {

@@ -4,7 +4,7 @@
  * certificate, valid until `expirationTimestamp`.
  * @module
  */
-import { isRecord } from "../_record.ts";
+import { isRecord } from "../json/mod.ts";
 import { type ExecConfig, KubeconfigError } from "./credentials.ts";
 
 /** What a plugin returned. */

@@ -3,7 +3,7 @@
  * as the apiserver evaluates a webhook's `namespaceSelector` and `objectSelector`.
  * @module
  */
-import { isRecord } from "../_record.ts";
+import { isRecord } from "../json/mod.ts";
 
 /** A label selector, validated. An empty one matches everything. */
 export interface LabelSelector {

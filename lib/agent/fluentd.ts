@@ -1,0 +1,152 @@
+/**
+ * The Fluentd config (in_tail, record_transformer, file buffer, out_file on
+ * stdout or out_forward) rendered from a pipeline.
+ * @module
+ */
+import { AGENT_STATE_DIR, FORWARD_CA_DIR } from "./paths.ts";
+import {
+  containerRules,
+  FLUSH_SECONDS,
+  MAX_LINE_BYTES,
+  mib,
+  onlyContainer,
+  type Output,
+  type Pipeline,
+  RETRY_MAX_SECONDS,
+} from "./pipeline.ts";
+
+/**
+ * The Fluentd config: tail every `*.log` at any depth, add pod, namespace,
+ * node and container, buffer to files, ship to stdout (one JSON object per
+ * line) or forward.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fluentdConfig } from "./fluentd.ts";
+ * const text = fluentdConfig({
+ *   logDir: "/var/log/app", output: { type: "stdout" }, containers: ["web"], bufferBytes: 2 ** 28,
+ * });
+ * assert.match(text, /path \/var\/log\/app\/\*\*\/\*\.log/);
+ * assert.match(text, /container web/);
+ * ```
+ */
+export function fluentdConfig(p: Pipeline): string {
+  const lines = [
+    "<source>",
+    "  @type tail",
+    "  @id app_logs",
+    `  path ${p.logDir}/**/*.log`,
+    `  pos_file ${AGENT_STATE_DIR}/tail.pos`,
+    "  pos_file_compaction_interval 1h",
+    "  path_key file",
+    "  tag app.*",
+    "  read_from_head true",
+    "  follow_inodes true",
+    `  refresh_interval ${FLUSH_SECONDS}`,
+    "  rotate_wait 30",
+    `  max_line_size ${MAX_LINE_BYTES}`,
+    "  <parse>",
+    "    @type none",
+    "    message_key log",
+    "  </parse>",
+    "</source>",
+    "<filter app.**>",
+    "  @type record_transformer",
+    "  <record>",
+    `    container ${onlyContainer(p) ?? '${record["file"]}'}`,
+    `    pod "#{ENV['POD_NAME']}"`,
+    `    namespace "#{ENV['POD_NAMESPACE']}"`,
+    `    node "#{ENV['NODE_NAME']}"`,
+    "  </record>",
+    "</filter>",
+  ];
+  for (const [pattern, name] of containerRules(p, "**")) {
+    lines.push(
+      `<filter ${pattern}>`,
+      "  @type record_transformer",
+      "  <record>",
+      `    container ${name}`,
+      "  </record>",
+      "</filter>",
+    );
+  }
+  if (p.output.type === "raw") return [...lines, p.output.config].join("\n");
+  // out_forward needs chunks keyed by tag; out_file on stdout takes one stream.
+  const chunkKeys = p.output.type === "forward" ? "tag" : "[]";
+  lines.push(
+    "<match app.**>",
+    ...fluentdOutput(p.output),
+    ...fluentdBuffer(p.bufferBytes, chunkKeys),
+  );
+  lines.push("</match>");
+  return lines.join("\n");
+}
+
+function fluentdOutput(output: Exclude<Output, { type: "raw" }>): string[] {
+  if (output.type === "stdout") {
+    // out_stdout writes through Fluentd's logger, interleaved with its own log lines;
+    // out_file on /dev/stdout writes only the records.
+    return [
+      "  @type file",
+      "  path /dev/stdout",
+      '  path_suffix ""',
+      "  append true",
+      "  <format>",
+      "    @type json",
+      "  </format>",
+      "  <inject>",
+      "    time_key time",
+      "    time_type string",
+      "    time_format %Y-%m-%dT%H:%M:%S.%NZ",
+      "    utc true",
+      "  </inject>",
+    ];
+  }
+  const tls = output.tls
+    ? [
+      "  transport tls",
+      "  tls_verify_hostname true",
+      ...(output.ca ? [`  tls_cert_path ${FORWARD_CA_DIR}/${output.ca.key}`] : []),
+    ]
+    : [];
+  return [
+    "  @type forward",
+    "  @id forward",
+    // Without acks a chunk written into a dying connection counts as sent.
+    "  require_ack_response true",
+    "  ack_response_timeout 30s",
+    // Start, and say so, when the aggregator is down or its name does not resolve yet.
+    "  ignore_network_errors_at_startup true",
+    "  connect_timeout 5s",
+    "  expire_dns_cache 30",
+    ...tls,
+    "  <server>",
+    `    host ${output.host}`,
+    `    port ${output.port}`,
+    "  </server>",
+  ];
+}
+
+function fluentdBuffer(bufferBytes: number, chunkKeys: string): string[] {
+  return [
+    `  <buffer ${chunkKeys}>`,
+    "    @type file",
+    `    path ${AGENT_STATE_DIR}/buffer`,
+    "    flush_mode interval",
+    `    flush_interval ${FLUSH_SECONDS}s`,
+    // A file buffer is kept for the next start by default, but the pod's
+    // emptyDir dies with the pod: flush on SIGTERM.
+    "    flush_at_shutdown true",
+    "    flush_thread_count 1",
+    "    retry_forever true",
+    "    retry_type exponential_backoff",
+    "    retry_wait 1s",
+    `    retry_max_interval ${RETRY_MAX_SECONDS}s`,
+    `    chunk_limit_size ${mib(2 * MAX_LINE_BYTES)}`,
+    `    total_limit_size ${mib(bufferBytes)}`,
+    // A full buffer stops the tail (the lines wait in their files) instead of dropping records.
+    "    overflow_action block",
+    "  </buffer>",
+  ];
+}

@@ -1,0 +1,31 @@
+/**
+ * Everything about the agent container: the pipeline both agents' configs
+ * are rendered from, one renderer per agent, the check of an operator's raw
+ * Fluentd output, the paths inside the container, and the container itself.
+ * Imports nothing else from `lib/`.
+ * @module
+ */
+export {
+  type Agent,
+  type CaSource,
+  MAX_LINE_BYTES,
+  type Output,
+  type Pipeline,
+} from "./pipeline.ts";
+export {
+  AGENT_CONFIG_DIR,
+  AGENT_CONFIG_FILE,
+  AGENT_STATE_DIR,
+  checkAgentPaths,
+  FORWARD_CA_DIR,
+} from "./paths.ts";
+export { fluentdConfig } from "./fluentd.ts";
+export { FLUENT_BIT_DEPTH, fluentBitConfig } from "./fluent_bit.ts";
+export { checkFluentdMatch } from "./raw_output.ts";
+export {
+  type AgentSpec,
+  type Identity,
+  renderSidecar,
+  type SidecarNames,
+  type SidecarOptions,
+} from "./sidecar.ts";

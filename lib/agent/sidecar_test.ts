@@ -1,0 +1,301 @@
+import assert from "node:assert/strict";
+import type { Pod } from "kubernetes-types/core/v1.d.ts";
+import { assertInjected } from "../../testing/assert_injected.ts";
+import { type Config, defaultConfig, parseConfig } from "../config/mod.ts";
+import { inject } from "../inject/mod.ts";
+
+function pod(annotations: Record<string, string> = {}, containers = ["app"]): Pod {
+  return {
+    metadata: { name: "p", annotations },
+    spec: { containers: containers.map((name) => ({ name, image: "busybox" })) },
+  };
+}
+
+function injected(p: Pod, config: Config = defaultConfig()) {
+  const result = inject(p, config, { namespace: "default" });
+  const names = new Set(p.spec?.containers.map((c) => c.name));
+  const targets = p.metadata?.annotations?.["sidecar-injector.io/containers"]
+    ?.split(",").map((s) => s.trim()).filter((n) => names.has(n));
+  const out = assertInjected(p, result.patch, config, targets?.length ? { targets } : {});
+  const sidecar = [...(out.spec?.containers ?? []), ...(out.spec?.initContainers ?? [])].find((c) =>
+    c.name === JSON.parse(out.metadata?.annotations?.["sidecar-injector.io/status"] ?? "{}").sidecar
+  );
+  assert.ok(sidecar);
+  return { result, out, sidecar };
+}
+
+const CONFIG = "sidecar-injector.io/agent-config";
+
+Deno.test("fluent-bit profile runs fluent-bit on the config its annotation carries", () => {
+  const { sidecar, result, out } = injected(pod({ "sidecar-injector.io/profile": "fluent-bit" }));
+  assert.equal(result.profile, "fluent-bit");
+  assert.equal(sidecar.name, "fluent-bit");
+  assert.equal(sidecar.image, "fluent/fluent-bit:3.2");
+  assert.deepEqual(sidecar.command, ["/fluent-bit/bin/fluent-bit"]);
+  assert.deepEqual(sidecar.args, ["-c", "/fluent-bit/etc/fluent-bit.conf"]);
+  const config = out.metadata?.annotations?.[CONFIG] ?? "";
+  assert.match(config, /Path +\/var\/log\/app\/\*\.log,\/var\/log\/app\/\*\/\*\.log,/);
+  assert.match(config, /Name +stdout\n {4}Match +app\.\*\n {4}Format +json_lines/);
+  assert.equal(sidecar.securityContext?.readOnlyRootFilesystem, true);
+  assert.deepEqual(out.spec?.volumes?.find((v) => v.name === "app-logs-config")?.downwardAPI, {
+    items: [{
+      path: "fluent-bit.conf",
+      fieldRef: { fieldPath: `metadata.annotations['${CONFIG}']` },
+    }],
+  });
+});
+
+Deno.test("fluentd runs from sh with a private temp dir, its own log on stderr, read-only root", () => {
+  const { sidecar } = injected(pod());
+  assert.deepEqual(sidecar.command, ["sh", "-c"]);
+  assert.deepEqual(sidecar.args, [
+    'mkdir -p -m 0700 "$TMPDIR" && exec fluentd -c /fluentd/etc/fluent.conf -o /dev/stderr',
+  ]);
+  const env = Object.fromEntries(sidecar.env?.map((e) => [e.name, e.value]) ?? []);
+  assert.equal(env.TMPDIR, "/var/lib/sidecar-injector/tmp");
+  assert.equal(env.SERVERENGINE_SOCKETMANAGER_SOCK_DIR, "/var/lib/sidecar-injector/tmp");
+  assert.equal(sidecar.securityContext?.readOnlyRootFilesystem, true);
+});
+
+Deno.test("the agent's positions and buffers live on its own size-limited emptyDir", () => {
+  const { sidecar, out } = injected(pod());
+  const volumes = Object.fromEntries(out.spec?.volumes?.map((v) => [v.name, v]) ?? []);
+  assert.deepEqual(volumes["app-logs"]?.emptyDir, { sizeLimit: "1Gi" });
+  assert.deepEqual(volumes["app-logs-state"]?.emptyDir, { sizeLimit: "288Mi" });
+  assert.deepEqual(sidecar.volumeMounts, [
+    { name: "app-logs", mountPath: "/var/log/app", readOnly: true },
+    { name: "app-logs-state", mountPath: "/var/lib/sidecar-injector" },
+    { name: "app-logs-config", mountPath: "/fluentd/etc", readOnly: true },
+  ]);
+  assert.equal(sidecar.resources?.requests?.["ephemeral-storage"], "288Mi");
+  const config = out.metadata?.annotations?.[CONFIG] ?? "";
+  assert.match(config, /pos_file \/var\/lib\/sidecar-injector\/tail\.pos/);
+  assert.match(config, /@type file\n {4}path \/var\/lib\/sidecar-injector\/buffer/);
+  assert.match(config, /total_limit_size 256m/);
+});
+
+Deno.test("the agent runs as the app's user and group, else as nobody", () => {
+  const base = pod();
+  assert.equal(injected(base).sidecar.securityContext?.runAsUser, 65534);
+  const podLevel: Pod = {
+    ...base,
+    spec: { ...base.spec!, securityContext: { runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000 } },
+  };
+  const { sidecar } = injected(podLevel);
+  assert.equal(sidecar.securityContext?.runAsUser, 1000);
+  assert.equal(sidecar.securityContext?.runAsGroup, 3000);
+  const two: Pod = {
+    metadata: { name: "p" },
+    spec: {
+      containers: [
+        { name: "a", securityContext: { runAsUser: 1001 } },
+        { name: "b", securityContext: { runAsUser: 1002, runAsGroup: 7 } },
+      ],
+    },
+  };
+  const r = injected(two);
+  assert.equal(r.sidecar.securityContext?.runAsUser, 1001);
+  assert.equal(r.sidecar.securityContext?.runAsGroup, 65534);
+  assert.match(r.result.warnings.join("\n"), /different users \(1001, 1002\)/);
+  const root: Pod = {
+    metadata: { name: "p" },
+    spec: { containers: [{ name: "a", securityContext: { runAsUser: 0 } }] },
+  };
+  assert.equal(injected(root).sidecar.securityContext?.runAsUser, 65534);
+});
+
+Deno.test("records name the container: the only one, or the one a file or directory is named after", () => {
+  const one = injected(pod()).out.metadata?.annotations?.[CONFIG] ?? "";
+  assert.match(
+    one,
+    /<filter app\.\*\*>\n {2}@type record_transformer\n {2}<record>\n {4}container app\n/,
+  );
+  const two = injected(pod({}, ["web", "worker"])).out.metadata?.annotations?.[CONFIG] ?? "";
+  assert.match(two, /<filter app\.var\.log\.app\.web\.\*\*>[^]*container web/);
+  assert.match(two, /<filter app\.var\.log\.app\.worker\.\*\*>[^]*container worker/);
+  const bit = injected(pod({ "sidecar-injector.io/profile": "fluent-bit" }, ["web", "worker"]));
+  const text = bit.out.metadata?.annotations?.[CONFIG] ?? "";
+  assert.match(text, /Match +app\.var\.log\.app\.web\.\*\n {4}Set +container web/);
+  assert.match(text, /Copy +file container/);
+  const alone = injected(pod({ "sidecar-injector.io/profile": "fluent-bit" }));
+  const single = alone.out.metadata?.annotations?.[CONFIG] ?? "";
+  assert.match(single, /Record +container app/);
+  assert.doesNotMatch(single, /Copy +file container/);
+});
+
+Deno.test("forward output: acks, retries forever, starts while the aggregator is away, optional TLS", () => {
+  const config = parseConfig(
+    "profiles:\n  fluentd: { output: { type: forward, host: agg.logging, tls: true, caSecret: agg-ca } }\n" +
+      "  fluent-bit: { output: { type: forward, host: agg.logging, port: 24240 } }\n",
+  );
+  const fd = injected(pod(), config);
+  const text = fd.out.metadata?.annotations?.[CONFIG] ?? "";
+  for (
+    const want of [
+      /require_ack_response true/,
+      /ignore_network_errors_at_startup true/,
+      /retry_forever true/,
+      /flush_interval 1s/,
+      /transport tls/,
+      /tls_cert_path \/etc\/sidecar-injector\/forward-ca\/ca\.crt/,
+      /host agg\.logging\n {4}port 24224/,
+      /<buffer tag>/,
+    ]
+  ) assert.match(text, want);
+  assert.deepEqual(fd.out.spec?.volumes?.find((v) => v.name === "app-logs-ca")?.secret, {
+    secretName: "agg-ca",
+    items: [{ key: "ca.crt", path: "ca.crt" }],
+  });
+  const fb = injected(pod({ "sidecar-injector.io/profile": "fluent-bit" }), config);
+  const bit = fb.out.metadata?.annotations?.[CONFIG] ?? "";
+  for (const want of [/Retry_Limit +no_limits/, /Port +24240/, /storage\.type +filesystem/]) {
+    assert.match(bit, want);
+  }
+  assert.doesNotMatch(bit, /tls/);
+});
+
+Deno.test("raw output replaces the match block after the injector's input and filters", () => {
+  const config = parseConfig(
+    'profiles: { fluentd: { output: { type: raw, config: "<match app.**>\\n  @type null\\n</match>" } } }',
+  );
+  const text = injected(pod(), config).out.metadata?.annotations?.[CONFIG] ?? "";
+  assert.match(text, /^<source>\n {2}@type tail/);
+  assert.match(text, /@type null\n<\/match>$/);
+});
+
+Deno.test("a profile with configMap mounts it where the agent reads its config", () => {
+  const config = parseConfig("profiles: { fluentd: { configMap: fluentd-config } }");
+  const { out, sidecar } = injected(pod(), config);
+  assert.equal(out.metadata?.annotations?.[CONFIG], undefined);
+  assert.deepEqual(
+    out.spec?.volumes?.find((v) => v.name === "app-logs-config")?.configMap,
+    { name: "fluentd-config" },
+  );
+  assert.deepEqual(sidecar.volumeMounts?.[2], {
+    name: "app-logs-config",
+    mountPath: "/fluentd/etc",
+    readOnly: true,
+  });
+});
+
+Deno.test("profile env is added after the downward-API variables and may override them", () => {
+  const config = parseConfig(
+    "profiles: { fluentd: { env: [{ name: POD_NAME, value: fixed }, { name: X, value: y }] } }",
+  );
+  const { sidecar } = injected(pod(), config);
+  assert.deepEqual(sidecar.env?.map((e) => e.name), [
+    "POD_NAMESPACE",
+    "NODE_NAME",
+    "TMPDIR",
+    "SERVERENGINE_SOCKETMANAGER_SOCK_DIR",
+    "POD_NAME",
+    "X",
+  ]);
+});
+
+// Per-pod annotations: valid values take effect, invalid ones warn and fall back.
+const valid: Array<[string, string, (s: ReturnType<typeof injected>) => void]> = [
+  ["image", "registry.example.com/fluentd:custom", ({ sidecar }) => {
+    assert.equal(sidecar.image, "registry.example.com/fluentd:custom");
+  }],
+  ["log-dir", "/srv/logs", ({ out, sidecar }) => {
+    assert.equal(out.spec?.containers[0]?.volumeMounts?.[0]?.mountPath, "/srv/logs");
+    assert.equal(sidecar.volumeMounts?.[0]?.mountPath, "/srv/logs");
+    assert.match(out.metadata?.annotations?.[CONFIG] ?? "", /path \/srv\/logs\/\*\*\/\*\.log/);
+  }],
+  ["cpu-request", "50m", ({ sidecar, result }) => {
+    assert.equal(sidecar.resources?.requests?.cpu, "50m");
+    assert.deepEqual(result.warnings, []);
+  }],
+  ["cpu-request", "800m", ({ sidecar, result }) => {
+    assert.equal(sidecar.resources?.requests?.cpu, "800m");
+    assert.equal(sidecar.resources?.limits?.cpu, "800m", "limit raised to stay >= request");
+    assert.match(result.warnings[0] ?? "", /cpu limit raised to 800m/);
+  }],
+  ["memory-limit", "512Mi", ({ sidecar }) => {
+    assert.equal(sidecar.resources?.limits?.memory, "512Mi");
+    assert.equal(sidecar.resources?.requests?.memory, "96Mi");
+  }],
+  ["memory-limit", "32Mi", ({ sidecar, result }) => {
+    assert.equal(sidecar.resources?.limits?.memory, "32Mi");
+    assert.equal(sidecar.resources?.requests?.memory, "32Mi", "request lowered to stay <= limit");
+    assert.match(result.warnings[0] ?? "", /memory request lowered to 32Mi/);
+  }],
+  ["inject", "true", ({ result }) => assert.equal(result.decision, "injected")],
+  ["profile", "fluentd", ({ result }) => assert.equal(result.profile, "fluentd")],
+];
+
+for (const [name, value, check] of valid) {
+  Deno.test(`annotation sidecar-injector.io/${name}=${value} takes effect`, () => {
+    check(injected(pod({ [`sidecar-injector.io/${name}`]: value })));
+  });
+}
+
+Deno.test("annotation sidecar-injector.io/containers limits which containers get the mount", () => {
+  const { out, result } = injected(
+    pod({ "sidecar-injector.io/containers": "web, worker" }, ["web", "worker", "proxy"]),
+  );
+  const mounted = out.spec?.containers.filter((c) => c.volumeMounts?.length).map((c) => c.name);
+  assert.deepEqual(mounted, ["web", "worker"]);
+  assert.ok(out.spec?.initContainers?.[0]?.volumeMounts?.length, "the agent mounts it too");
+  assert.deepEqual(result.warnings, []);
+});
+
+const invalid: Array<[string, string, RegExp, (s: ReturnType<typeof injected>) => void]> = [
+  [
+    "profile",
+    "logstash",
+    /profile="logstash" ignored: no such profile \(have: fluentd, fluent-bit\)/,
+    ({ result }) => {
+      assert.equal(result.profile, "fluentd");
+    },
+  ],
+  [
+    "image",
+    "not an image",
+    /image="not an image" ignored: must be an image reference/,
+    ({ sidecar }) => {
+      assert.equal(sidecar.image, "fluent/fluentd:v1.17-1");
+    },
+  ],
+  ["log-dir", "relative", /log-dir="relative" ignored: must be an absolute path/, ({ sidecar }) => {
+    assert.equal(sidecar.volumeMounts?.[0]?.mountPath, "/var/log/app");
+  }],
+  ["log-dir", "/var/../etc", /ignored: must not contain \. or \.\. segments/, () => {}],
+  [
+    "cpu-request",
+    "fast",
+    /cpu-request="fast" ignored: must be a Kubernetes quantity/,
+    ({ sidecar }) => {
+      assert.equal(sidecar.resources?.requests?.cpu, "20m");
+    },
+  ],
+  [
+    "memory-limit",
+    "-1Gi",
+    /memory-limit="-1Gi" ignored: must be a Kubernetes quantity/,
+    ({ sidecar }) => {
+      assert.equal(sidecar.resources?.limits?.memory, "256Mi");
+    },
+  ],
+  [
+    "inject",
+    "maybe",
+    /inject="maybe" ignored: must be "true" or "false"; injecting/,
+    ({ result }) => {
+      assert.equal(result.decision, "injected");
+    },
+  ],
+  ["containers", "ghost", /containers="ghost" ignored: no container named ghost/, ({ out }) => {
+    assert.equal(out.spec?.containers[0]?.volumeMounts?.length, 1, "falls back to all containers");
+  }],
+];
+
+for (const [name, value, message, check] of invalid) {
+  Deno.test(`annotation sidecar-injector.io/${name}=${JSON.stringify(value)} warns and uses the default`, () => {
+    const s = injected(pod({ [`sidecar-injector.io/${name}`]: value }));
+    assert.equal(s.result.decision, "injected", "the pod is still admitted with the sidecar");
+    assert.match(s.result.warnings.join("\n"), message);
+    check(s);
+  });
+}

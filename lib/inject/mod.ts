@@ -1,0 +1,23 @@
+/**
+ * The pure injection decision: which pods get the agent, as whom, and the
+ * JSON Patch that adds it; the checks of the pod fields it reads; finding
+ * the pod inside a workload. Data in, data out: no I/O, no clock.
+ * @module
+ */
+export {
+  ANNOTATION_PREFIX,
+  CONFIG_ANNOTATION,
+  inject,
+  INJECT_ANNOTATION,
+  type InjectContext,
+  type InjectDecision,
+  type InjectionStatus,
+  type InjectResult,
+  LEGACY_ANNOTATION,
+  type Operation,
+  POD_ANNOTATIONS,
+  type SkipReason,
+  STATUS_ANNOTATION,
+} from "./inject.ts";
+export { assertPod, InvalidPodError } from "./pod.ts";
+export { injectWorkload, WORKLOAD_KINDS } from "./workload.ts";
