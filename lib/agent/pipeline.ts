@@ -64,4 +64,4 @@ export function containerRules(p: Pipeline, any: string): Array<[string, string]
 }
 
 /** Bytes as whole MiB for the agents' size settings, at least 1. */
-export const mib = (bytes: number) => `${Math.max(1, Math.floor(bytes / 2 ** 20))}m`;
+export const mib = (bytes: number): string => `${Math.max(1, Math.floor(bytes / 2 ** 20))}m`;
