@@ -25,7 +25,7 @@ const resources = (cpu: [string, string], memory: [string, string]): ResourceReq
   limits: { cpu: cpu[1], memory: memory[1] },
 });
 
-/** What differs between the agents' default profiles; memory is measured RSS plus headroom (README "Log path"). */
+/** What differs between the agents' default profiles; memory is measured RSS plus headroom (docs/log-path.md). */
 const AGENT_SPECIFICS: Record<Agent, Pick<Profile, "containerName" | "image" | "resources">> = {
   "fluentd": {
     containerName: "fluentd",

@@ -14,7 +14,7 @@ import { HttpError } from "./errors.ts";
  * Default budget: 8 MiB holds 20 reviews of ~400 KB or two of the largest
  * the apiserver sends (~3 MiB) at once, more than 2 cores process anyway;
  * with the V8 heap cap it keeps a storm under the Deployment's 320Mi limit
- * (README "Performance").
+ * (docs/performance.md).
  */
 export const DEFAULT_MEMORY_BUDGET_BYTES = 8 * 1024 * 1024;
 

@@ -3,7 +3,7 @@
  * compatibility layer). Requests go to the routes as they are (see
  * `node_incoming.ts`): no web `Request` or `Response` per review.
  *
- * Why not `Deno.serve` (measured here, Deno 2.9.6, see README "Deviations"):
+ * Why not `Deno.serve` (measured here, Deno 2.9.6, see docs/deviations.md):
  * it never sets TCP_NODELAY on TLS sockets and always offers HTTP/2, so Go's
  * client (kube-apiserver) waited ~44 ms per review over h2 (loopback webhook
  * URLs), whatever the response form; it has no header, handshake or idle

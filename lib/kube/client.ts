@@ -4,8 +4,7 @@
  * file, or from an exec plugin). Everything it returns is `unknown`: callers
  * validate what they read.
  *
- * Why not `@kubernetes/client-node` (see README "Finding pods without the
- * agent"): under Deno it needs access to the whole environment at import time,
+ * Why not `@kubernetes/client-node` (see docs/audit.md): under Deno it needs access to the whole environment at import time,
  * which the server's permission set does not grant.
  * @module
  */

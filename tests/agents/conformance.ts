@@ -26,7 +26,7 @@ const NAMESPACE = "shop";
 const NODE = "node-7";
 const LOG_DIR = "/var/log/app";
 
-/** One row of the figures the README quotes. */
+/** One row of the figures docs/log-path.md quotes. */
 interface Row {
   agent: AgentName;
   scenario: string;

@@ -26,7 +26,7 @@ export function agentBinaries(): AgentBinaries {
   if (missing.length > 0 || !fluentd || !fluentBit) {
     throw new Error(
       `the agent conformance suite runs real agents: set ${missing.join(" and ")}; ` +
-        'no package registry ships them, see the README\'s "Log path" section',
+        "no package registry ships them, see docs/log-path.md",
     );
   }
   if (Deno.uid() !== 0) {

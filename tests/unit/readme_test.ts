@@ -1,13 +1,17 @@
-/** The README's configuration reference must match the code. */
+/** The README and the docs must match the code, and every page must be reachable. */
 import assert from "node:assert/strict";
 import { ANNOTATION_PREFIX, parseConfig, POD_ANNOTATIONS } from "../../lib/mod.ts";
 
-const readme = Deno.readTextFileSync(new URL("../../README.md", import.meta.url));
+const read = (path: string) => Deno.readTextFileSync(new URL(`../../${path}`, import.meta.url));
+const readme = read("README.md");
+const configuration = read("docs/configuration.md");
 
-Deno.test("every `yaml config` example in README.md is a valid config", () => {
-  const blocks = [...readme.matchAll(/```yaml config\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+Deno.test("every `yaml config` example in docs/configuration.md is a valid config", () => {
+  const blocks = [...configuration.matchAll(/```yaml config\n([\s\S]*?)```/g)].map((m) =>
+    m[1] ?? ""
+  );
   assert.ok(blocks.length >= 3, `found ${blocks.length} examples`);
-  blocks.forEach((text, i) => parseConfig(text, `README example ${i + 1}`));
+  blocks.forEach((text, i) => parseConfig(text, `docs/configuration.md example ${i + 1}`));
 });
 
 Deno.test("the k8s ConfigMap's config.yaml is a valid config", async () => {
@@ -18,9 +22,9 @@ Deno.test("the k8s ConfigMap's config.yaml is a valid config", async () => {
   parseConfig(data["config.yaml"] ?? "", "k8s/configmap.yaml");
 });
 
-Deno.test("README.md's annotation table lists exactly the annotations the injector reads", () => {
-  const documented = [...readme.matchAll(/^\| `sidecar-injector\.io\/([a-z-]+)` +\|/gm)].map((m) =>
-    m[1]
+Deno.test("docs/configuration.md's annotation table lists exactly the annotations the injector reads", () => {
+  const documented = [...configuration.matchAll(/^\| `sidecar-injector\.io\/([a-z-]+)` +\|/gm)].map(
+    (m) => m[1],
   );
   assert.deepEqual(documented.sort(), [...POD_ANNOTATIONS].sort());
   assert.equal(ANNOTATION_PREFIX, "sidecar-injector.io/");
@@ -29,4 +33,32 @@ Deno.test("README.md's annotation table lists exactly the annotations the inject
 Deno.test("README.md gives the exact run and test commands", () => {
   assert.match(readme, /^npx -y deno@2\.9\.6 task dev /m);
   assert.match(readme, /^npx -y deno@2\.9\.6 task test /m);
+});
+
+function isFile(url: URL): boolean {
+  try {
+    return Deno.statSync(url).isFile;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("README.md is a short front page that links every page of docs/, and every link resolves", () => {
+  assert.ok(readme.split("\n").length <= 250, "README.md is over 250 lines");
+  const pages = [...Deno.readDirSync(new URL("../../docs/", import.meta.url))]
+    .filter((e) => e.name.endsWith(".md"))
+    .map((e) => `docs/${e.name}`);
+  for (const page of pages) {
+    assert.ok(readme.includes(`](${page})`), `README.md does not link ${page}`);
+  }
+  const files: Array<[string, string]> = [
+    ["README.md", readme],
+    ...pages.map((p) => [p, read(p)] as [string, string]),
+  ];
+  for (const [file, text] of files) {
+    const base = new URL(`../../${file}`, import.meta.url);
+    for (const [, target] of text.matchAll(/\]\(([^)#\s]+\.md)(#[^)]*)?\)/g)) {
+      assert.ok(isFile(new URL(target!, base)), `${file} links ${target}, which does not exist`);
+    }
+  }
 });
