@@ -28,36 +28,11 @@ export {
   SYSTEM_NAMESPACES,
   withExcludedNamespace,
 } from "./config/mod.ts";
-export {
-  ANNOTATION_PREFIX,
-  assertPod,
-  CONFIG_ANNOTATION,
-  inject,
-  INJECT_ANNOTATION,
-  type InjectContext,
-  type InjectDecision,
-  type InjectionStatus,
-  type InjectResult,
-  injectWorkload,
-  InvalidPodError,
-  LEGACY_ANNOTATION,
-  type Operation,
-  POD_ANNOTATIONS,
-  STATUS_ANNOTATION,
-  WORKLOAD_KINDS,
-} from "./inject/mod.ts";
+export * from "./inject/mod.ts";
 export { renderSidecar, type SidecarNames } from "./agent/mod.ts";
 export * from "./admission/mod.ts";
 export * from "./http/mod.ts";
-export {
-  createLogger,
-  type Fields,
-  type Level,
-  type Logger,
-  type LoggerOptions,
-  Metrics,
-  writeAllSync,
-} from "./observe/mod.ts";
+export * from "./observe/mod.ts";
 export { watchFiles, type WatchOptions } from "./watch/mod.ts";
 export * from "./tls/mod.ts";
 export * from "./kube/mod.ts";

@@ -11,4 +11,4 @@ export {
   onceEvery,
   writeAllSync,
 } from "./log.ts";
-export { DURATION_BUCKETS, Metrics } from "./metrics.ts";
+export { Metrics } from "./metrics.ts";
