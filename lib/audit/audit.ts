@@ -15,7 +15,7 @@ import {
   LEGACY_ANNOTATION,
   STATUS_ANNOTATION,
 } from "../inject/mod.ts";
-import { pointer } from "../json/mod.ts";
+import { pointer } from "../inject/mod.ts";
 import { isRecord } from "../json/mod.ts";
 
 /** `escaped`: should carry the agent and does not; `drifted`: carries an outdated one. */

@@ -1,6 +1,6 @@
 /**
  * The pure injection decision: pod and config in, JSON Patch and warnings out.
- * No I/O, no clock, no logging. Patch paths come only from `lib/json/pointer.ts`.
+ * No I/O, no clock, no logging. Patch paths come only from `pointer.ts`.
  * @module
  */
 import type { Operation } from "fast-json-patch";
@@ -13,7 +13,7 @@ import {
   runsToCompletion,
   type SkipReason,
 } from "./eligibility.ts";
-import { pointer } from "../json/mod.ts";
+import { pointer } from "./pointer.ts";
 import { agentIdentity } from "./identity.ts";
 import {
   AGENT_CONFIG_FILE,

@@ -1,7 +1,7 @@
 /**
  * The pure injection decision: which pods get the agent, as whom, and the
- * JSON Patch that adds it; the checks of the pod fields it reads; finding
- * the pod inside a workload. Data in, data out: no I/O, no clock.
+ * JSON Patch that adds it (paths escaped only by `pointer.ts`); the checks of
+ * the pod fields it reads; finding the pod inside a workload. Data in, data out: no I/O, no clock.
  * @module
  */
 export {
@@ -20,4 +20,5 @@ export {
   STATUS_ANNOTATION,
 } from "./inject.ts";
 export { assertPod, InvalidPodError } from "./pod.ts";
+export { escapeToken, pointer, prefixPaths } from "./pointer.ts";
 export { injectWorkload, WORKLOAD_KINDS } from "./workload.ts";

@@ -7,7 +7,7 @@ import { isRecord } from "../json/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { inject, type InjectResult } from "./inject.ts";
 import { assertPod, InvalidPodError } from "./pod.ts";
-import { pointer, prefixPaths } from "../json/mod.ts";
+import { pointer, prefixPaths } from "./pointer.ts";
 
 const TEMPLATE_PATHS: Record<string, { path: string[] }> = {
   Pod: { path: [] },

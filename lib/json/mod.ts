@@ -1,7 +1,5 @@
 /**
- * Plain JSON values: the one type guard for parsed objects, and escaped JSON
- * Pointers, the only way patch paths are built.
+ * Parsed JSON and YAML values: the one type guard for plain objects.
  * @module
  */
 export { isRecord } from "./record.ts";
-export { escapeToken, pointer, prefixPaths } from "./pointer.ts";
