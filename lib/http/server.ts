@@ -193,19 +193,31 @@ export class TlsServer {
         return;
       }
       // The answer goes out now; the response ends (and Node closes) only after the linger.
-      res.write(body);
       const t0 = performance.now();
+      const maxMs = this.#opts.lingerMs ?? SERVER_DEFAULTS.lingerMs;
+      const written = new Promise<boolean>((resolve) => res.write(body, () => resolve(true)));
       const { outcome, bytes } = await requestBody.discard({
-        maxMs: this.#opts.lingerMs ?? SERVER_DEFAULTS.lingerMs,
+        maxMs,
         maxBytes: this.#opts.lingerBytes ?? SERVER_DEFAULTS.lingerBytes,
       });
+      // End only once the answer is flushed: Deno's TLS socket never calls back an empty write,
+      // which is what ending with bytes still queued issues, and the connection would stay open.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const flushed = await Promise.race([
+        written,
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), Math.max(0, maxMs - (performance.now() - t0)));
+        }),
+      ]);
+      clearTimeout(timer);
       this.#opts.log.debug("lingering close", {
         status,
         outcome,
         discardedBytes: bytes,
         ms: Math.round(performance.now() - t0),
       });
-      res.end();
+      if (flushed) res.end();
+      else res.destroy();
     } catch (err) {
       this.#opts.log.error("cannot write the response", { error: String(err) });
       res.destroy();

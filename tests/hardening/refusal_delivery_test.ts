@@ -134,6 +134,11 @@ Deno.test(
           assert.equal(res.status, 413, `try ${i + 1}: ${res.body}`);
           assert.equal(res.headers.get("connection"), "close");
           assert.match(res.body, /exceeds the 7340032-byte limit/);
+          // And the server closes its side once the body is in: no connection is left behind.
+          await assert.rejects(
+            withTimeout(c.readResponse(), SERVER_DEFAULTS.lingerMs + 1000, () => {}),
+            /connection closed by the server/,
+          );
         } finally {
           c.close();
         }
