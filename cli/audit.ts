@@ -1,7 +1,8 @@
 /**
  * `audit`: which existing pods lack the agent the injector would give them
- * (escaped), or carry an outdated one (drifted), and whether the webhook's
- * `caBundle` verifies its serving certificate. Read-only.
+ * (escaped), carry an outdated one (drifted) or one that cannot run
+ * (blocked), and whether the webhook's `caBundle` verifies its serving
+ * certificate. Read-only.
  * @module
  */
 import {
@@ -58,8 +59,8 @@ function certLine(cert: CertReport | undefined): string {
 }
 
 function render(audit: ClusterAudit, cert: CertReport | undefined, output: "table" | "json") {
-  const escaped = audit.findings.filter((f) => f.problem === "escaped").length;
-  const drifted = audit.findings.length - escaped;
+  const count = (problem: string) => audit.findings.filter((f) => f.problem === problem).length;
+  const [escaped, drifted, blocked] = [count("escaped"), count("drifted"), count("blocked")];
   if (output === "json") {
     out(
       JSON.stringify(
@@ -67,6 +68,7 @@ function render(audit: ClusterAudit, cert: CertReport | undefined, output: "tabl
           scanned: audit.scanned,
           escaped,
           drifted,
+          blocked,
           findings: audit.findings,
           certificate: cert ?? null,
           notes: audit.notes,
@@ -84,7 +86,10 @@ function render(audit: ClusterAudit, cert: CertReport | undefined, output: "tabl
       ...audit.findings.map((f) => [f.namespace, f.pod, f.problem, f.owner ?? "-", f.reason]),
     ]));
   }
-  out(`${audit.scanned} pods audited: ${escaped} without the agent, ${drifted} drifted\n`);
+  out(
+    `${audit.scanned} pods audited: ${escaped} without the agent, ${drifted} drifted, ` +
+      `${blocked} blocked\n`,
+  );
   out(certLine(cert));
 }
 

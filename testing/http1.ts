@@ -188,7 +188,10 @@ export class Http1Connection {
     return out;
   }
 
-  /** Reads one response (content-length, chunked, or until EOF); the request must be written. */
+  /**
+   * Reads one response (content-length, chunked, or until EOF); the request
+   * must be written. An interim `1xx` is returned as a response of its own.
+   */
   async readResponse(): Promise<Http1Response> {
     const [statusLine = "", ...lines] = (await this.#until(CRLFCRLF)).split("\r\n");
     const m = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine);
@@ -215,7 +218,8 @@ export class Http1Connection {
       bytes = concat(parts);
     } else if (headers.has("content-length")) {
       bytes = await this.#take(Number(headers.get("content-length")));
-    } else if (status === 204 || status === 304) {
+    } else if (status === 204 || status === 304 || status < 200) {
+      // 1xx (`100 Continue`) are interim and have no body: the final response follows.
       bytes = new Uint8Array(0);
     } else {
       const parts: Uint8Array[] = [];

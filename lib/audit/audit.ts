@@ -1,13 +1,14 @@
 /**
  * The audit decision for one existing pod, pure: does it lack the agent the
- * injector would give it today (escaped), or carry one from an older injector
- * or another image than the current config names (drifted)? Both questions
- * are answered by the same `inject()` the webhook runs, so the audit and the
- * server can never disagree.
+ * injector would give it today (escaped), carry one from an older injector
+ * or another image than the current config names (drifted), or carry one
+ * that cannot run (blocked: its image cannot be pulled, it crash-loops)? The
+ * first two are answered by the same `inject()` the webhook runs, so the
+ * audit and the server can never disagree; the third by the pod's status.
  * @module
  */
-import type { Pod } from "kubernetes-types/core/v1.d.ts";
-import type { Config } from "../config/mod.ts";
+import type { ContainerStatus, Pod } from "kubernetes-types/core/v1.d.ts";
+import type { Config, Mode } from "../config/mod.ts";
 import {
   inject,
   type InjectionStatus,
@@ -18,8 +19,11 @@ import {
 import { pointer } from "../inject/mod.ts";
 import { isRecord } from "../json/mod.ts";
 
-/** `escaped`: should carry the agent and does not; `drifted`: carries an outdated one. */
-export type Problem = "escaped" | "drifted";
+/**
+ * `escaped`: should carry the agent and does not; `drifted`: carries an
+ * outdated one; `blocked`: carries one that cannot run.
+ */
+export type Problem = "escaped" | "drifted" | "blocked";
 
 /** One pod the audit reports. */
 export interface Finding {
@@ -41,6 +45,31 @@ export interface PodContext {
   /** When the webhook was registered (RFC 3339), for pods older than it. */
   webhookCreated?: string | undefined;
 }
+
+/**
+ * Waiting reasons that mean the agent cannot start until someone acts: a
+ * wrong image (name, tag, registry credentials), a crash loop, a reference
+ * to a missing ConfigMap or Secret key.
+ */
+export const BLOCKED_REASONS: ReadonlySet<string> = new Set([
+  "ImagePullBackOff",
+  "ErrImagePull",
+  "InvalidImageName",
+  "ErrImageNeverPull",
+  "CrashLoopBackOff",
+  "CreateContainerConfigError",
+  "CreateContainerError",
+  "RunContainerError",
+]);
+
+/**
+ * Restarts from which a running agent counts as restarting repeatedly. The
+ * kubelet's back-off between restarts doubles from 10 s, so 5 restarts are
+ * at least ~2.5 minutes of failures (an OOM kill or a crash once in a while
+ * stays below); between crashes the agent waits in CrashLoopBackOff, which
+ * is found on its own.
+ */
+export const BLOCKED_RESTARTS = 5;
 
 /** The status annotation version this injector writes. */
 export const STATUS_VERSION: InjectionStatus["version"] = 1;
@@ -79,6 +108,7 @@ function readStatus(raw: string): Partial<InjectionStatus> | string {
   for (const k of ["profile", "sidecar", "image"] as const) {
     if (typeof v[k] === "string") out[k] = v[k];
   }
+  if (v.mode === "native" || v.mode === "classic") out.mode = v.mode;
   return out;
 }
 
@@ -93,6 +123,43 @@ function hasContainer(pod: Pod, name: string): boolean {
   return [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].some((c) =>
     c.name === name
   );
+}
+
+/** The kubelet's status of the agent container: an init container (native mode) or a regular one. */
+function agentStatus(pod: Pod, name: string, mode: Mode | undefined): ContainerStatus | undefined {
+  const init = pod.status?.initContainerStatuses ?? [];
+  const regular = pod.status?.containerStatuses ?? [];
+  // A status without a mode (written before there was one) may name either.
+  const lists = mode === "classic" ? [regular] : mode === "native" ? [init] : [init, regular];
+  for (const list of lists) {
+    const found = list.find((c) => c.name === name);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** Why the agent container `name` cannot run, from the pod's status; undefined when it can. */
+function blockedBy(pod: Pod, name: string, mode: Mode | undefined): string | undefined {
+  const status = agentStatus(pod, name, mode);
+  if (!status) return undefined;
+  // With native sidecars the app containers start only once the agent has started.
+  const apps = mode === "classic" ? "" : "; the app containers cannot start until it runs";
+  const waiting = status.state?.waiting;
+  if (waiting?.reason && BLOCKED_REASONS.has(waiting.reason)) {
+    const message = waiting.message ? `: ${waiting.message}` : "";
+    const restarts = status.restartCount > 0 ? ` (restarted ${status.restartCount} times)` : "";
+    return `agent container ${name} waiting: ${waiting.reason}${message}${restarts}${apps}`;
+  }
+  if (status.restartCount >= BLOCKED_RESTARTS) {
+    const last = status.lastState?.terminated;
+    const how = last
+      ? `; last exit ${last.exitCode}${last.reason ? ` (${last.reason})` : ""}${
+        last.finishedAt ? ` at ${last.finishedAt}` : ""
+      }`
+      : "";
+    return `agent container ${name} restarting repeatedly: restarted ${status.restartCount} times${how}`;
+  }
+  return undefined;
 }
 
 /** What is outdated in an injected pod, compared with what the current config would give it. */
@@ -156,6 +223,13 @@ export function auditPod(pod: Pod, ctx: PodContext): Finding | undefined {
       );
     }
     const why = drift(pod, raw, ctx);
+    // A blocked agent is the most urgent: say it first, with the drift that may explain it.
+    const blocked = typeof status === "string" || !status.sidecar
+      ? undefined
+      : blockedBy(pod, status.sidecar, status.mode);
+    if (blocked) {
+      return finding("blocked", why.length ? `${blocked}; drifted: ${why.join("; ")}` : blocked);
+    }
     return why.length ? finding("drifted", why.join("; ")) : undefined;
   }
   if (Object.hasOwn(annotations, LEGACY_ANNOTATION)) {

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import jsonpatch from "fast-json-patch";
 import { load } from "js-yaml";
-import type { Pod } from "kubernetes-types/core/v1.d.ts";
+import type { ContainerStatus, Pod } from "kubernetes-types/core/v1.d.ts";
 import { type Config, defaultConfig, parseConfig, withExcludedNamespace } from "../config/mod.ts";
 import { inject, STATUS_ANNOTATION } from "../inject/mod.ts";
 import { assertPod } from "../inject/mod.ts";
-import { auditPod, type PodContext, statusOf } from "./audit.ts";
+import { auditPod, BLOCKED_RESTARTS, type PodContext, statusOf } from "./audit.ts";
 
 const testdata = new URL("../../testdata/", import.meta.url);
 
@@ -147,4 +147,130 @@ Deno.test("statusOf() reads the status from each form of the patch", () => {
     assert.ok(statusOf(result));
   }
   assert.equal(statusOf(inject(fixture("opted-out.yaml"), defaultConfig())), undefined);
+});
+
+/** `pod` with the kubelet's status of its agent container `fluentd` (native: an init container). */
+function withAgentStatus(pod: Pod, status: Partial<ContainerStatus>, list = "init"): Pod {
+  const agent: ContainerStatus = {
+    name: "fluentd",
+    image: "fluent/fluentd:v1.17-1",
+    imageID: "",
+    ready: false,
+    restartCount: 0,
+    ...status,
+  };
+  const app: ContainerStatus = {
+    name: "nginx",
+    image: "nginx",
+    imageID: "",
+    ready: false,
+    restartCount: 0,
+    state: { waiting: { reason: "PodInitializing" } },
+  };
+  return {
+    ...pod,
+    status: list === "init"
+      ? { phase: "Pending", initContainerStatuses: [agent], containerStatuses: [app] }
+      : { phase: "Running", containerStatuses: [app, agent] },
+  };
+}
+
+Deno.test("auditPod(): an agent that cannot pull its image is blocked, with the kubelet's reason", () => {
+  for (const reason of ["ImagePullBackOff", "ErrImagePull"]) {
+    const pod = withAgentStatus(injected(fixture("nginx.yaml")), {
+      state: {
+        waiting: { reason, message: 'Back-off pulling image "fluent/fluentd:v9-typo"' },
+      },
+    });
+    const f = auditPod(pod, ctx());
+    assert.equal(f?.problem, "blocked", reason);
+    assert.equal(
+      f?.reason,
+      `agent container fluentd waiting: ${reason}: Back-off pulling image ` +
+        '"fluent/fluentd:v9-typo"; the app containers cannot start until it runs',
+    );
+  }
+});
+
+Deno.test("auditPod(): crash loops, config errors and repeated restarts are blocked; a healthy agent is not", () => {
+  const pod = injected(fixture("nginx.yaml"));
+  const crash = auditPod(
+    withAgentStatus(pod, {
+      restartCount: 3,
+      state: { waiting: { reason: "CrashLoopBackOff", message: "back-off 40s" } },
+    }),
+    ctx(),
+  );
+  assert.equal(crash?.problem, "blocked");
+  assert.match(
+    crash?.reason ?? "",
+    /waiting: CrashLoopBackOff: back-off 40s \(restarted 3 times\)/,
+  );
+  const config = auditPod(
+    withAgentStatus(pod, {
+      state: {
+        waiting: { reason: "CreateContainerConfigError", message: 'secret "ca" not found' },
+      },
+    }),
+    ctx(),
+  );
+  assert.match(config?.reason ?? "", /CreateContainerConfigError: secret "ca" not found/);
+  const restarts = auditPod(
+    withAgentStatus(pod, {
+      restartCount: BLOCKED_RESTARTS,
+      started: true,
+      state: { running: { startedAt: "2026-12-04T05:00:00Z" } },
+      lastState: {
+        terminated: { exitCode: 137, reason: "OOMKilled", finishedAt: "2026-12-04T04:59:50Z" },
+      },
+    }),
+    ctx(),
+  );
+  assert.equal(restarts?.problem, "blocked");
+  assert.equal(
+    restarts?.reason,
+    `agent container fluentd restarting repeatedly: restarted ${BLOCKED_RESTARTS} times; ` +
+      "last exit 137 (OOMKilled) at 2026-12-04T04:59:50Z",
+  );
+  // Below the threshold, starting up, running, or waiting for another reason: not blocked.
+  for (
+    const status of [
+      { restartCount: BLOCKED_RESTARTS - 1, state: { running: {} } },
+      { state: { waiting: { reason: "ContainerCreating" } } },
+      { state: { running: { startedAt: "2026-12-04T05:00:00Z" } }, ready: true },
+      {},
+    ]
+  ) {
+    assert.equal(auditPod(withAgentStatus(pod, status), ctx()), undefined, JSON.stringify(status));
+  }
+  assert.equal(auditPod(pod, ctx()), undefined, "no status yet (not scheduled)");
+});
+
+Deno.test("auditPod(): a classic-mode agent is found among the regular containers", () => {
+  const classic = parseConfig("mode: classic\n", "cfg");
+  const pod = injected(fixture("nginx.yaml"), classic);
+  const status = JSON.parse(pod.metadata!.annotations![STATUS_ANNOTATION]!);
+  assert.equal(status.mode, "classic");
+  const f = auditPod(
+    withAgentStatus(pod, { state: { waiting: { reason: "ImagePullBackOff" } } }, "regular"),
+    ctx({ config: classic }),
+  );
+  assert.equal(f?.problem, "blocked");
+  assert.equal(f?.reason, "agent container fluentd waiting: ImagePullBackOff");
+  // Another container of the same name in the other list is not the agent's status.
+  const wrongList = withAgentStatus(pod, { state: { waiting: { reason: "ImagePullBackOff" } } });
+  assert.equal(auditPod(wrongList, ctx({ config: classic })), undefined);
+});
+
+Deno.test("auditPod(): a blocked agent with an outdated image says both, blocked first", () => {
+  const pod = withAgentStatus(injected(fixture("nginx.yaml")), {
+    state: { waiting: { reason: "ImagePullBackOff" } },
+  });
+  const f = auditPod(pod, ctx({ config: NEW_IMAGE }));
+  assert.equal(f?.problem, "blocked");
+  assert.equal(
+    f?.reason,
+    "agent container fluentd waiting: ImagePullBackOff; the app containers cannot start until " +
+      "it runs; drifted: agent image fluent/fluentd:v1.17-1, current config: fluent/fluentd:v1.18-1",
+  );
 });

@@ -1,12 +1,12 @@
 /**
  * The audit inside the server, every interval: findings become the
- * `escaped_pods` / `drifted_pods` gauges per namespace, and each pod newly
- * found gets one warn line (not one per run).
+ * `escaped_pods` / `drifted_pods` / `blocked_pods` gauges per namespace, and
+ * each pod newly found gets one warn line (not one per run).
  * @module
  */
 import type { Logger } from "../observe/mod.ts";
 import type { Metrics } from "../observe/mod.ts";
-import type { Finding } from "./audit.ts";
+import type { Finding, Problem } from "./audit.ts";
 
 /** How often and what to audit. */
 export interface PeriodicAuditOptions {
@@ -28,6 +28,13 @@ export interface PeriodicAudit {
 }
 
 const key = (f: Finding) => `${f.problem}\u0000${f.namespace}\u0000${f.pod}`;
+
+/** The warn line for a pod newly found with each problem. */
+const MESSAGES: Record<Problem, string> = {
+  escaped: "pod without the log agent",
+  drifted: "pod with an outdated log agent",
+  blocked: "pod whose log agent cannot run",
+};
 
 /**
  * Starts auditing at once, then `intervalMs` after each audit ends (audits never overlap).
@@ -61,7 +68,11 @@ export function startPeriodicAudit(options: PeriodicAuditOptions): PeriodicAudit
   let stopped = false;
 
   const update = (findings: Finding[]) => {
-    const counts = { escaped: new Map<string, number>(), drifted: new Map<string, number>() };
+    const counts: Record<Problem, Map<string, number>> = {
+      escaped: new Map(),
+      drifted: new Map(),
+      blocked: new Map(),
+    };
     for (const f of findings) {
       reported.add(f.namespace);
       counts[f.problem].set(f.namespace, (counts[f.problem].get(f.namespace) ?? 0) + 1);
@@ -69,16 +80,14 @@ export function startPeriodicAudit(options: PeriodicAuditOptions): PeriodicAudit
     for (const ns of reported) {
       metrics.escapedPods.set({ namespace: ns }, counts.escaped.get(ns) ?? 0);
       metrics.driftedPods.set({ namespace: ns }, counts.drifted.get(ns) ?? 0);
+      metrics.blockedPods.set({ namespace: ns }, counts.blocked.get(ns) ?? 0);
     }
     const next = new Set<string>();
     for (const f of findings) {
       const k = key(f);
       next.add(k);
       if (known.has(k)) continue;
-      const msg = f.problem === "escaped"
-        ? "pod without the log agent"
-        : "pod with an outdated log agent";
-      log.warn(msg, {
+      log.warn(MESSAGES[f.problem], {
         namespace: f.namespace,
         pod: f.pod,
         ...(f.owner ? { owner: f.owner } : {}),
@@ -99,6 +108,7 @@ export function startPeriodicAudit(options: PeriodicAuditOptions): PeriodicAudit
         scanned,
         escaped: findings.filter((f) => f.problem === "escaped").length,
         drifted: findings.filter((f) => f.problem === "drifted").length,
+        blocked: findings.filter((f) => f.problem === "blocked").length,
         durationMs: Math.round(now() - t0),
       });
     } catch (err) {

@@ -105,3 +105,33 @@ Deno.test("periodic audit: runs at once, then every interval after the previous 
   await new Promise((r) => setTimeout(r, 120));
   assert.equal(runs, after, "nothing after stop()");
 });
+
+Deno.test("periodic audit: blocked pods have their own gauge and warn line", async () => {
+  const metrics = new Metrics();
+  const log = memoryLogger();
+  const blocked: Finding = {
+    problem: "blocked",
+    namespace: "shop",
+    pod: "web-1",
+    owner: "ReplicaSet/web-5d4",
+    reason: "agent container fluentd waiting: ImagePullBackOff",
+  };
+  const results = [[blocked, esc("shop", "a")], []];
+  const audit = startPeriodicAudit({
+    intervalMs: 3_600_000,
+    metrics,
+    log,
+    run: () => Promise.resolve({ findings: results.shift() ?? [], scanned: 2, notes: [] }),
+  });
+  audit.stop();
+  await audit.runOnce();
+  assert.equal(sample(metrics, "sidecar_injector_blocked_pods", "shop"), 1);
+  assert.equal(sample(metrics, "sidecar_injector_escaped_pods", "shop"), 1);
+  const warn = log.lines.find((l) => l.msg === "pod whose log agent cannot run");
+  assert.equal(warn?.level, "warn");
+  assert.equal(warn?.reason, "agent container fluentd waiting: ImagePullBackOff");
+  assert.equal(warn?.owner, "ReplicaSet/web-5d4");
+  assert.equal(log.lines.find((l) => l.msg === "audit done")?.blocked, 1);
+  await audit.runOnce();
+  assert.equal(sample(metrics, "sidecar_injector_blocked_pods", "shop"), 0, "fixed: back to 0");
+});

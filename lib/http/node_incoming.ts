@@ -1,7 +1,10 @@
 /**
  * A `node:http` request as the handler's {@link Incoming}: headers from
  * Node's parsed record, the body pulled with `read()` in paused mode; no web
- * `Request` or stream is built per request.
+ * `Request` or stream is built per request. With `Expect: 100-continue`, the
+ * interim `100 Continue` goes out at the body's first read, so a request
+ * refused before its body is read (413 on its declared length, 405, 503)
+ * gets the final answer instead and the client never sends the body.
  *
  * Deno's `node:tls` keeps reading the TCP socket whatever its consumer does
  * (measured: a paused request, a paused TLS socket and a stopped TLS handle
@@ -37,8 +40,40 @@ function tcpHandle(req: IncomingMessage): StreamHandle | undefined {
   return isStreamHandle(handle) ? handle : undefined;
 }
 
-/** The body of `req`; `cancelled()` says whether the handler stopped reading it. */
-function bodyOf(req: IncomingMessage): BodySource & { cancelled: () => boolean } {
+/** Bounds of {@link NodeBody.discard}. */
+export interface DiscardLimits {
+  /** Bytes discarded at most. */
+  maxBytes: number;
+  /** Time at most, in milliseconds. */
+  maxMs: number;
+}
+
+/**
+ * How a discard ended: `ended` (the client sent its whole body), `closed`
+ * (it went away), `bytes` or `time` (a bound was reached first).
+ */
+export interface DiscardOutcome {
+  outcome: "ended" | "closed" | "bytes" | "time";
+  /** Body bytes read and dropped. */
+  bytes: number;
+}
+
+/** A request body from `node:http`, with what the server needs after the handler. */
+interface NodeBody extends BodySource {
+  /** Whether the handler stopped reading it. */
+  cancelled(): boolean;
+  /**
+   * Reads and drops the rest of the body, chunk by chunk (nothing is kept),
+   * until it ends, the client goes away, or a bound of `limits` is reached.
+   */
+  discard(limits: DiscardLimits): Promise<DiscardOutcome>;
+}
+
+/**
+ * The body of `req`; `sendContinue` (the `100 Continue` the client waits
+ * for) runs once, before the first read.
+ */
+function bodyOf(req: IncomingMessage, sendContinue: (() => void) | undefined): NodeBody {
   let ended = false;
   let cancelled = false;
   let failure: Error | undefined;
@@ -73,8 +108,13 @@ function bodyOf(req: IncomingMessage): BodySource & { cancelled: () => boolean }
       failure ??= new ClientClosedError("client closed the connection mid-request");
     }
   };
+  let pendingContinue = sendContinue;
   return {
     async read() {
+      if (pendingContinue) {
+        pendingContinue();
+        pendingContinue = undefined;
+      }
       if (paused) {
         paused.readStart();
         paused = undefined;
@@ -111,15 +151,55 @@ function bodyOf(req: IncomingMessage): BodySource & { cancelled: () => boolean }
       paused?.readStop();
     },
     cancelled: () => cancelled,
+    discard(limits) {
+      cancelled = true;
+      req.removeAllListeners("readable");
+      if (paused) {
+        paused.readStart();
+        paused = undefined;
+      }
+      const { promise, resolve } = Promise.withResolvers<DiscardOutcome>();
+      let bytes = 0;
+      const done = (outcome: DiscardOutcome["outcome"]) => {
+        clearTimeout(timer);
+        req.off("data", onData);
+        req.off("end", onEnd);
+        req.off("close", onClose);
+        req.pause();
+        resolve({ outcome, bytes });
+      };
+      const onData = (chunk: Uint8Array) => {
+        bytes += chunk.byteLength;
+        if (bytes > limits.maxBytes) done("bytes");
+      };
+      const onEnd = () => done("ended");
+      const onClose = () => done(ended || req.complete ? "ended" : "closed");
+      const timer = setTimeout(() => done("time"), limits.maxMs);
+      if (ended || (req.complete && req.readableLength === 0)) done("ended");
+      else if (req.destroyed || req.socket.destroyed) done("closed");
+      else {
+        // Flowing mode with a counting listener: each chunk is dropped once counted.
+        req.on("data", onData);
+        req.on("end", onEnd);
+        req.on("close", onClose);
+        req.resume();
+      }
+      return promise;
+    },
   };
 }
 
-/** `req` as an {@link Incoming}, and whether its body was left unread. */
+/**
+ * `req` as an {@link Incoming}, and its body for the server (undefined for
+ * GET and HEAD). `sendContinue` answers `Expect: 100-continue` when the
+ * handler first reads the body.
+ */
 export function incomingOfNode(
   req: IncomingMessage,
-): { incoming: Incoming; bodyCancelled: () => boolean } {
+  sendContinue?: () => void,
+): { incoming: Incoming; body: NodeBody | undefined } {
   const method = req.method ?? "GET";
-  const body = method === "GET" || method === "HEAD" ? undefined : bodyOf(req);
+  const body = method === "GET" || method === "HEAD" ? undefined : bodyOf(req, sendContinue);
   const headers = req.headers;
   return {
     incoming: {
@@ -131,6 +211,6 @@ export function incomingOfNode(
       },
       body,
     },
-    bodyCancelled: body ? body.cancelled : () => false,
+    body,
   };
 }

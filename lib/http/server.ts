@@ -10,6 +10,16 @@
  * timeouts and no connection limit; and its certificate cannot be swapped.
  * `node:https` offers HTTP/1.1 only, sets TCP_NODELAY (`noDelay`), has all of
  * those, and `setSecureContext` for certificate reload.
+ *
+ * Refusals must reach clients that are still sending. `Expect: 100-continue`
+ * is answered when the handler first reads the body, so a refusal before
+ * that (413 on the declared length) is the final answer and the body is
+ * never sent. An answer given before the body was read in full is followed
+ * by a lingering close: the rest of the body is read and dropped, within a
+ * bound of time and bytes, before the connection closes. Closing at once
+ * with unread bytes makes the kernel send a reset, and a client that writes
+ * its whole body before reading (Python's `http.client`, curl without
+ * `Expect`) then never sees the answer.
  * @module
  */
 import https from "node:https";
@@ -43,6 +53,10 @@ export interface TlsServerOptions {
   requestTimeoutMs?: number;
   /** TLS handshake time limit. */
   handshakeTimeoutMs?: number;
+  /** After an answer given before the body was read: time to keep reading and dropping it. */
+  lingerMs?: number;
+  /** After an answer given before the body was read: bytes read and dropped at most. */
+  lingerBytes?: number;
 }
 
 /** Defaults: generous for kube-apiserver (whole request within its 30 s maximum), tight for stallers. */
@@ -51,6 +65,10 @@ export const SERVER_DEFAULTS = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   handshakeTimeoutMs: 10_000,
+  // Enough for a client to finish sending a body somewhat over the 7 MiB cap on any network
+  // that delivers it in time at all; a connection holds no buffer while it lingers.
+  lingerMs: 2_000,
+  lingerBytes: 16 * 1024 * 1024,
 } as const;
 
 /** Idle kept-alive connection lifetime; must exceed the clients' idle timeout (Go: 90 s). */
@@ -98,6 +116,12 @@ export class TlsServer {
       // connection the server is closing (it does not retry those); abandoned ones are reclaimed.
       keepAliveTimeout: IDLE_TIMEOUT_MS,
     }, (req, res) => void this.#serve(req, res));
+    // With a listener, Node leaves `Expect: 100-continue` to us: the body's first read sends it.
+    this.#server.on(
+      "checkContinue",
+      (req: IncomingMessage, res: ServerResponse) =>
+        void this.#serve(req, res, () => res.writeContinue()),
+    );
     // Counted here rather than with `maxConnections`, whose 'drop' event Deno does not emit:
     // the refusal must be visible in the log (at most once a second).
     let open = 0;
@@ -142,8 +166,12 @@ export class TlsServer {
     return self;
   }
 
-  async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { incoming, bodyCancelled } = incomingOfNode(req);
+  async #serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    sendContinue?: () => void,
+  ): Promise<void> {
+    const { incoming, body: requestBody } = incomingOfNode(req, sendContinue);
     let reply: Reply;
     try {
       reply = await this.#opts.routes(incoming);
@@ -157,9 +185,39 @@ export class TlsServer {
       for (const name in headers) res.setHeader(name, headers[name]!);
       res.setHeader("content-length", body.byteLength);
       // An unread body (413, 408, 503) or a drain: the client must reconnect.
-      if (this.#draining || bodyCancelled() || !req.complete) res.setHeader("connection", "close");
+      const early = requestBody !== undefined && (requestBody.cancelled() || !req.complete);
+      if (this.#draining || early) res.setHeader("connection", "close");
       res.writeHead(status);
-      res.end(body);
+      if (!early) {
+        res.end(body);
+        return;
+      }
+      // The answer goes out now; the response ends (and Node closes) only after the linger.
+      const t0 = performance.now();
+      const maxMs = this.#opts.lingerMs ?? SERVER_DEFAULTS.lingerMs;
+      const written = new Promise<boolean>((resolve) => res.write(body, () => resolve(true)));
+      const { outcome, bytes } = await requestBody.discard({
+        maxMs,
+        maxBytes: this.#opts.lingerBytes ?? SERVER_DEFAULTS.lingerBytes,
+      });
+      // End only once the answer is flushed: Deno's TLS socket never calls back an empty write,
+      // which is what ending with bytes still queued issues, and the connection would stay open.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const flushed = await Promise.race([
+        written,
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), Math.max(0, maxMs - (performance.now() - t0)));
+        }),
+      ]);
+      clearTimeout(timer);
+      this.#opts.log.debug("lingering close", {
+        status,
+        outcome,
+        discardedBytes: bytes,
+        ms: Math.round(performance.now() - t0),
+      });
+      if (flushed) res.end();
+      else res.destroy();
     } catch (err) {
       this.#opts.log.error("cannot write the response", { error: String(err) });
       res.destroy();

@@ -143,6 +143,10 @@ export class Metrics {
     "sidecar_injector_drifted_pods",
     "Pods whose agent is from an older injector or another image than the config, by namespace (last audit).",
   );
+  readonly blockedPods = new Gauge(
+    "sidecar_injector_blocked_pods",
+    "Pods whose agent cannot run (image pull failing, crash loop, restarting repeatedly), by namespace (last audit).",
+  );
   readonly auditRuns = new Counter(
     "sidecar_injector_audit_runs_total",
     "In-server audits of the cluster's pods, by result.",
@@ -180,6 +184,7 @@ export class Metrics {
       this.certExpiry.render(),
       this.escapedPods.render(),
       this.driftedPods.render(),
+      this.blockedPods.render(),
       this.auditRuns.render(),
       "# HELP sidecar_injector_build_info Build information.\n# TYPE sidecar_injector_build_info gauge\n" +
       `sidecar_injector_build_info${renderLabels(this.#buildInfo)} 1\n`,

@@ -2,8 +2,10 @@
  * End-to-end: pods that escape the injector, found on a REAL control plane
  * (kube-apiserver v1.37 + etcd + kube-controller-manager) by the shipped
  * ValidatingAdmissionPolicy, by `main.ts audit` and by the server's own
- * periodic audit; drift after a config change; a caBundle that does not match;
- * the certificate expiry gauge and warning. The webhook is registered from
+ * periodic audit; drift after a config change; pods whose agent cannot run
+ * (blocked), with their status written through pods/status as a kubelet
+ * would; the policy that freezes the injected annotations; a caBundle that
+ * does not match; the certificate expiry gauge and warning. The webhook is registered from
  * k8s/mutatingwebhookconfiguration.yaml (failurePolicy Ignore, as shipped)
  * with its URL and caBundle replaced; the server audits with the token of the
  * ServiceAccount bound by k8s/components/audit/rbac.yaml, nothing more.
@@ -41,6 +43,8 @@ const ESCAPED = ["esc-1", "esc-2", "esc-3"];
 const VAP_WARNING =
   "Validation failed for ValidatingAdmissionPolicy 'sidecar-injector-agent-present'";
 const opts = E2E_TEST_OPTS;
+const STATUS = "sidecar-injector.io/status";
+const AGENT_CONFIG = "sidecar-injector.io/agent-config";
 
 interface Env {
   cp: ControlPlane;
@@ -151,6 +155,7 @@ function setup(): Promise<Env> {
         "serviceaccount.yaml",
         "components/audit/rbac.yaml",
         "validatingadmissionpolicy.yaml",
+        "annotations-policy.yaml",
       ]
     ) {
       await kubectlOk(cp, ["apply", "-f", `${REPO_ROOT}/k8s/${f}`]);
@@ -306,7 +311,7 @@ Deno.test(
     assert.ok(!r.stderr.includes(VAP_WARNING), `an injected pod trips no policy: ${r.stderr}`);
     const table = await audit(env, ["-A"]);
     assert.equal(table.code, 0, table.stdout + table.stderr);
-    assert.match(table.stdout, /pods audited: 0 without the agent, 0 drifted/);
+    assert.match(table.stdout, /pods audited: 0 without the agent, 0 drifted, 0 blocked/);
     assert.match(
       table.stdout,
       /certificate \(sidecar-injector\/sidecar-injector-certs\): ok: sidecar-injector\.sidecar-injector\.io: caBundle verifies the serving certificate; expires \S+ \((364|365) days\)/,
@@ -339,6 +344,237 @@ Deno.test(
       "the ServiceAccount may read all it needs",
     );
     assert.equal(gauge(text, "sidecar_injector_escaped_pods", NS), undefined, "nothing found yet");
+  },
+);
+
+/** Writes `status` through the pods/status subresource, as the kubelet does. */
+async function writeStatus(cp: ControlPlane, name: string, status: Obj): Promise<void> {
+  await kubectlOk(cp, [
+    "patch",
+    "pod",
+    name,
+    "-n",
+    NS,
+    "--subresource=status",
+    "--type=merge",
+    "-p",
+    JSON.stringify({ status }),
+  ]);
+}
+
+/** A pod's status as the kubelet writes it while the native agent `fluentd` is in `agent`. */
+function nativeStatus(agent: Obj, restartCount = 0, started = false): Obj {
+  return {
+    phase: "Pending",
+    initContainerStatuses: [{
+      name: "fluentd",
+      image: OLD_IMAGE,
+      imageID: "",
+      ready: started,
+      started,
+      restartCount,
+      state: agent,
+    }],
+    containerStatuses: [{
+      name: "app",
+      image: "nginx",
+      imageID: "",
+      ready: false,
+      restartCount: 0,
+      state: { waiting: { reason: "PodInitializing" } },
+    }],
+  };
+}
+
+/** Deletes pods of NS at once (they are bound to no node, so nothing waits for a kubelet). */
+async function deletePods(cp: ControlPlane, names: string[]): Promise<void> {
+  await kubectlOk(cp, ["delete", "pod", "-n", NS, "--grace-period=0", "--force", ...names]);
+}
+
+Deno.test(
+  "e2e audit: an agent that cannot pull its image is blocked (CLI, gauge, warn line) until it runs",
+  opts,
+  async () => {
+    const env = await setup();
+    const r = await createPod(env.cp, pod("blocked-1"), NS);
+    assert.equal(r.code, 0, r.stderr);
+    const message = `Back-off pulling image "${OLD_IMAGE}": not found`;
+    await writeStatus(
+      env.cp,
+      "blocked-1",
+      nativeStatus({ waiting: { reason: "ImagePullBackOff", message } }),
+    );
+    const run = await audit(env, ["-A", "-o", "json"]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.deepEqual(listed(run, "blocked"), [`${NS}/blocked-1`]);
+    assert.deepEqual([...listed(run, "escaped"), ...listed(run, "drifted")], []);
+    assert.equal(run.json.blocked, 1);
+    assert.equal(
+      run.json.findings[0].reason,
+      `agent container fluentd waiting: ImagePullBackOff: ${message}; the app containers cannot ` +
+        "start until it runs",
+    );
+    const table = await audit(env, ["-A"]);
+    assert.match(table.stdout, new RegExp(`^${NS} +blocked-1 +blocked +- +agent container`, "m"));
+    assert.match(table.stdout, /pods audited: 0 without the agent, 0 drifted, 1 blocked/);
+
+    // The server's periodic audit: a gauge and one warn line.
+    await waitForGauge(env, "sidecar_injector_blocked_pods", 1);
+    await env.cp.waitFor(
+      "the warn line",
+      () => Promise.resolve(serverLines(env, "pod whose log agent cannot run").length > 0),
+    );
+    const [warn] = serverLines(env, "pod whose log agent cannot run");
+    assert.equal(warn.pod, "blocked-1");
+    assert.match(warn.reason, /ImagePullBackOff/);
+
+    // The image arrives, the agent runs: nothing to report.
+    await writeStatus(
+      env.cp,
+      "blocked-1",
+      nativeStatus({ running: { startedAt: new Date().toISOString() } }, 0, true),
+    );
+    const fine = await audit(env, ["-A", "-o", "json"]);
+    assert.equal(fine.code, 0, JSON.stringify(fine.json.findings));
+    await waitForGauge(env, "sidecar_injector_blocked_pods", 0);
+
+    // An agent that keeps crashing: CrashLoopBackOff, then running again after 6 restarts.
+    await writeStatus(
+      env.cp,
+      "blocked-1",
+      nativeStatus({ waiting: { reason: "CrashLoopBackOff", message: "back-off 2m40s" } }, 6),
+    );
+    const crash = await audit(env, ["-A", "-o", "json"]);
+    assert.match(
+      crash.json.findings[0]?.reason ?? "",
+      /waiting: CrashLoopBackOff: back-off 2m40s \(restarted 6 times\)/,
+    );
+    await deletePods(env.cp, ["blocked-1"]);
+    await waitForGauge(env, "sidecar_injector_blocked_pods", 0);
+  },
+);
+
+Deno.test(
+  "e2e audit: the injected annotations cannot be changed or removed; other pod updates pass",
+  opts,
+  async () => {
+    const env = await setup();
+    const r = await createPod(env.cp, pod("frozen-1", { "example.com/team": "a" }), NS);
+    assert.equal(r.code, 0, r.stderr);
+    const stored = await env.cp.kubectlJson(["get", "pod", "frozen-1", "-n", NS, "-o", "json"]);
+    const before = stored.metadata.annotations;
+    assert.ok(before[STATUS] && before[AGENT_CONFIG], "injected: both annotations are there");
+    const annotate = (args: string[]) =>
+      env.cp.kubectl(["annotate", "pod", "frozen-1", "-n", NS, ...args]);
+    // The binding is compiled asynchronously: a server-side dry run shows when it refuses.
+    await env.cp.waitFor(
+      "the frozen-annotations policy",
+      async () => (await annotate(["--dry-run=server", "--overwrite", `${STATUS}=x`])).code !== 0,
+    );
+    const refusals: Array<[string, string[]]> = [
+      [STATUS, ["--overwrite", `${STATUS}={"version":1}`]],
+      [STATUS, [`${STATUS}-`]],
+      [AGENT_CONFIG, ["--overwrite", `${AGENT_CONFIG}=<match **>\n@type null\n</match>`]],
+      [AGENT_CONFIG, [`${AGENT_CONFIG}-`]],
+    ];
+    for (const [key, args] of refusals) {
+      const refused = await annotate(args);
+      assert.notEqual(refused.code, 0, `kubectl annotate ${args.join(" ")} must be refused`);
+      assert.match(
+        refused.stderr,
+        new RegExp(
+          `ValidatingAdmissionPolicy 'sidecar-injector-frozen-annotations' .*denied request: ` +
+            `sidecar-injector: the annotation ${key.replaceAll(".", "\\.")} of pod frozen-1 is ` +
+            "set by the injector when the pod is created and cannot be added, changed or removed",
+        ),
+      );
+    }
+    // A whole-object update (kubectl edit, a controller's PUT) that drops them: refused too.
+    const put = structuredClone(stored);
+    delete put.metadata.annotations[AGENT_CONFIG];
+    const replaced = await env.cp.kubectl(["replace", "-f", "-"], { stdin: JSON.stringify(put) });
+    assert.notEqual(replaced.code, 0, "kubectl replace without agent-config must be refused");
+    assert.match(replaced.stderr, /cannot be added, changed or removed/);
+    // Through the status subresource as well.
+    const viaStatus = await env.cp.kubectl([
+      "patch",
+      "pod",
+      "frozen-1",
+      "-n",
+      NS,
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ metadata: { annotations: { [STATUS]: null } } }),
+    ]);
+    assert.notEqual(viaStatus.code, 0, "removing it through pods/status must be refused");
+
+    // Everything else passes: another annotation, labels, finalizers, the kubelet's status writes.
+    await kubectlOk(env.cp, [
+      "annotate",
+      "pod",
+      "frozen-1",
+      "-n",
+      NS,
+      "--overwrite",
+      "example.com/team=b",
+    ]);
+    await kubectlOk(env.cp, ["label", "pod", "frozen-1", "-n", NS, "tier=web"]);
+    for (const finalizers of [["example.com/keep"], null]) {
+      await kubectlOk(env.cp, [
+        "patch",
+        "pod",
+        "frozen-1",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        JSON.stringify({ metadata: { finalizers } }),
+      ]);
+    }
+    await writeStatus(env.cp, "frozen-1", nativeStatus({ waiting: { reason: "PodInitializing" } }));
+    const after = await env.cp.kubectlJson(["get", "pod", "frozen-1", "-n", NS, "-o", "json"]);
+    assert.equal(after.metadata.annotations[STATUS], before[STATUS]);
+    assert.equal(after.metadata.annotations[AGENT_CONFIG], before[AGENT_CONFIG]);
+    assert.equal(after.metadata.annotations["example.com/team"], "b");
+    assert.equal(after.metadata.labels.tier, "web");
+    assert.equal(after.status.initContainerStatuses[0].state.waiting.reason, "PodInitializing");
+
+    // A pod that never had them cannot be given them (it would hide an escaped pod from the audit),
+    // and its other updates pass, in the webhook's own namespace as anywhere.
+    const own = await createPod(env.cp, pod("own-ns-pod"), INJECTOR_NS);
+    assert.equal(own.code, 0, own.stderr);
+    const add = await env.cp.kubectl([
+      "annotate",
+      "pod",
+      "own-ns-pod",
+      "-n",
+      INJECTOR_NS,
+      `${STATUS}={}`,
+    ]);
+    assert.notEqual(add.code, 0, "adding the status annotation must be refused");
+    await kubectlOk(env.cp, ["label", "pod", "own-ns-pod", "-n", INJECTOR_NS, "tier=web"]);
+    await kubectlOk(env.cp, [
+      "patch",
+      "pod",
+      "own-ns-pod",
+      "-n",
+      INJECTOR_NS,
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ status: { conditions: [{ type: "PodScheduled", status: "False" }] } }),
+    ]);
+    await kubectlOk(env.cp, [
+      "delete",
+      "pod",
+      "own-ns-pod",
+      "-n",
+      INJECTOR_NS,
+      "--grace-period=0",
+      "--force",
+    ]);
+    await deletePods(env.cp, ["frozen-1"]);
   },
 );
 
@@ -388,7 +624,7 @@ Deno.test(
         new RegExp(`^${NS} +${name} +escaped `, "m"),
       );
     }
-    assert.match(table.stdout, /pods audited: 3 without the agent, 0 drifted/);
+    assert.match(table.stdout, /pods audited: 3 without the agent, 0 drifted, 0 blocked/);
     const other = await audit(env, ["-n", "default"]);
     assert.equal(other.code, 0, `nothing escaped in default: ${other.stdout}`);
     // The same, authenticated by an exec credential plugin (a client certificate from `cat`).

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { load, loadAll } from "js-yaml";
+import { CONFIG_ANNOTATION, STATUS_ANNOTATION } from "../../lib/mod.ts";
 import { serveCommand } from "../../testing/serve_command.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -520,4 +521,64 @@ Deno.test("components/audit: read-only RBAC for the injector's ServiceAccount, t
   const serve = JSON.parse(readText("deno.json")).permissions.serve;
   assert.ok(serve.read.includes("/var/run/secrets/kubernetes.io/serviceaccount"));
   assert.ok(serve.net.includes("kubernetes.default.svc:443"));
+});
+
+Deno.test("the frozen-annotations policy refuses pod UPDATEs changing the injected annotations, and only those", () => {
+  const docs = loadAll(readText("k8s/annotations-policy.yaml")).map((d) => obj(d, "doc"));
+  assert.equal(docs.length, 2, "a policy and its binding, in a file of their own");
+  const policy = docs.find((d) => d.kind === "ValidatingAdmissionPolicy");
+  const binding = docs.find((d) => d.kind === "ValidatingAdmissionPolicyBinding");
+  assert.ok(policy && binding, "a policy and its binding");
+  assert.equal(policy.apiVersion, "admissionregistration.k8s.io/v1");
+  assert.equal(binding.apiVersion, "admissionregistration.k8s.io/v1");
+  const name = obj(policy.metadata, "metadata").name;
+  assert.notEqual(name, "sidecar-injector-agent-present", "not the escaped-pod policy");
+  const bindingSpec = obj(binding.spec, "binding spec");
+  assert.equal(bindingSpec.policyName, name);
+  assert.deepEqual(bindingSpec.validationActions, ["Deny"]);
+  assert.equal(bindingSpec.matchResources, undefined, "every namespace");
+  const spec = obj(policy.spec, "policy spec");
+  assert.equal(spec.failurePolicy, "Ignore", "a broken policy never blocks pod updates");
+  const constraints = obj(spec.matchConstraints, "matchConstraints");
+  assert.equal(constraints.namespaceSelector, undefined, "no namespace is exempt");
+  assert.equal(constraints.objectSelector, undefined);
+  assert.deepEqual(constraints.resourceRules, [{
+    operations: ["UPDATE"],
+    apiGroups: [""],
+    apiVersions: ["v1"],
+    resources: ["pods", "pods/status"],
+    scope: "Namespaced",
+  }]);
+  const validations = arr(spec.validations, "validations").map((v) => obj(v, "validation"));
+  const keys = ["sidecar-injector.io/agent-config", "sidecar-injector.io/status"];
+  assert.equal(validations.length, keys.length);
+  for (const [i, key] of keys.entries()) {
+    const v = validations[i]!;
+    // Both presence and value, before (oldObject) and after (object).
+    assert.equal(String(v.expression).split(`'${key}' in variables.before`).length, 3, key);
+    assert.match(String(v.expression), new RegExp(`'${key}' in variables\\.after`));
+    assert.match(String(v.expression), new RegExp(`variables\\.after\\['${key}'\\]`));
+    assert.match(String(v.messageExpression), new RegExp(`the annotation ${key}`));
+    assert.equal(v.reason, "Forbidden");
+  }
+  const vars = arr(spec.variables, "variables").map((v) => obj(v, "variable"));
+  assert.deepEqual(vars.map((v) => [v.name, String(v.expression).includes("oldObject")]), [
+    ["before", true],
+    ["after", false],
+  ]);
+  for (const key of keys) {
+    const cond = arr(spec.matchConditions, "matchConditions").map((c) => obj(c, "c").expression);
+    assert.ok(cond.some((e) => String(e).includes(`'${key}' in oldObject.metadata.annotations`)));
+    assert.ok(cond.some((e) => String(e).includes(`'${key}' in object.metadata.annotations`)));
+  }
+  assert.ok(
+    arr(loadYamlFile("k8s/kustomization.yaml").resources, "resources").includes(
+      "annotations-policy.yaml",
+    ),
+  );
+});
+
+Deno.test("the frozen annotations are the ones inject() writes", () => {
+  const text = readText("k8s/annotations-policy.yaml");
+  for (const key of [CONFIG_ANNOTATION, STATUS_ANNOTATION]) assert.ok(text.includes(`'${key}'`));
 });
