@@ -6,14 +6,18 @@
 import { AGENT_STATE_DIR, FORWARD_CA_DIR } from "./paths.ts";
 import {
   containerRules,
+  firstLine,
   FLUSH_SECONDS,
   MAX_LINE_BYTES,
   mib,
+  MULTILINE_FLUSH_SECONDS,
   onlyContainer,
   type Output,
+  type Parser,
   type Pipeline,
   RETRY_MAX_SECONDS,
 } from "./pipeline.ts";
+import { FLUENTD_PLUGIN_TYPE } from "./fluentd_plugin.ts";
 
 /**
  * The Fluentd config: tail every `*.log` at any depth, add pod, namespace,
@@ -46,11 +50,13 @@ export function fluentdConfig(p: Pipeline): string {
     `  refresh_interval ${FLUSH_SECONDS}`,
     "  rotate_wait 30",
     `  max_line_size ${MAX_LINE_BYTES}`,
-    "  <parse>",
-    "    @type none",
-    "    message_key log",
-    "  </parse>",
+    ...fluentdParse(p.parser ?? "none"),
     "</source>",
+    // Every record valid UTF-8 (and, with parser json, JSON lines as fields).
+    "<filter app.**>",
+    `  @type ${FLUENTD_PLUGIN_TYPE}`,
+    ...(p.parser === "json" ? ["  parser json"] : []),
+    "</filter>",
     "<filter app.**>",
     "  @type record_transformer",
     "  <record>",
@@ -81,6 +87,24 @@ export function fluentdConfig(p: Pipeline): string {
   );
   lines.push("</match>");
   return lines.join("\n");
+}
+
+/** in_tail's `<parse>`: one line per record, or in_tail's `multiline` parser for a language. */
+function fluentdParse(parser: Parser): string[] {
+  if (parser === "none" || parser === "json") {
+    return ["  <parse>", "    @type none", "    message_key log", "  </parse>"];
+  }
+  return [
+    // The record being joined is emitted this long after its last line, and on SIGTERM.
+    `  multiline_flush_interval ${MULTILINE_FLUSH_SECONDS}s`,
+    // Continuation lines at the top of a file (no first line yet) are kept, not dropped.
+    "  emit_unmatched_lines true",
+    "  <parse>",
+    "    @type multiline",
+    `    format_firstline /${firstLine(parser)}/`,
+    "    format1 /(?<log>.*)/",
+    "  </parse>",
+  ];
 }
 
 function fluentdOutput(output: Exclude<Output, { type: "raw" }>): string[] {

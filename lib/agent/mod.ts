@@ -7,10 +7,15 @@
  */
 export {
   type Agent,
+  APP_FIELDS_KEY,
   type CaSource,
+  checkParser,
   MAX_LINE_BYTES,
   type Output,
+  type Parser,
+  PARSERS,
   type Pipeline,
+  RESERVED_KEYS,
 } from "./pipeline.ts";
 export {
   AGENT_CONFIG_DIR,
@@ -20,7 +25,8 @@ export {
   FORWARD_CA_DIR,
 } from "./paths.ts";
 export { fluentdConfig } from "./fluentd.ts";
-export { FLUENT_BIT_DEPTH, fluentBitConfig } from "./fluent_bit.ts";
+export { FLUENT_BIT_DEPTH, FLUENT_BIT_TAG, fluentBitConfig } from "./fluent_bit.ts";
+export { type AgentFiles, renderAgentFiles } from "./render.ts";
 export { checkFluentdMatch } from "./raw_output.ts";
 export {
   type AgentSpec,

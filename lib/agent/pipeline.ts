@@ -33,10 +33,95 @@ export const MAX_LINE_BYTES = 1024 * 1024;
 export const FLUSH_SECONDS = 1;
 /** Upper bound of the retry backoff, seconds: delivery resumes this soon after an outage ends. */
 export const RETRY_MAX_SECONDS = 30;
+/**
+ * How a line becomes a record: `none` keeps it as `log` text, `json` turns a
+ * JSON object into fields, `java`/`python`/`go` join a stack trace and the
+ * line that introduced it into one record.
+ */
+export type Parser = "none" | "json" | "java" | "python" | "go";
+/** Every parser, in the order the docs list them. */
+export const PARSERS: readonly Parser[] = ["none", "json", "java", "python", "go"];
+/** The parsers that join several lines into one record. */
+export type MultilineParser = Exclude<Parser, "none" | "json">;
+
+/**
+ * Keys the agent writes into every record. An app's JSON key of the same
+ * name is moved under {@linkcode APP_FIELDS_KEY} instead of replacing it.
+ */
+export const RESERVED_KEYS: readonly string[] = [
+  "pod",
+  "namespace",
+  "node",
+  "container",
+  "file",
+  "time",
+  "log",
+];
+/** Where colliding keys of an app's JSON line go (itself reserved, so an app's `app_fields` moves too). */
+export const APP_FIELDS_KEY = "app_fields";
+
+/**
+ * Lines that continue the record before them, per language (Ruby/Onigmo
+ * regex syntax); every other line starts a record. The line that introduced a
+ * trace (the log call's own line) thus stays with it.
+ */
+export const CONTINUATION: Record<MultilineParser, readonly string[]> = {
+  java: [
+    "\\s", // `\tat ...`, `\t... 5 more`, indented `Suppressed:` and `Caused by:`
+    "Caused by: ",
+    "\\.\\.\\. \\d+ (?:more|common frames omitted)",
+    // The exception itself: `java.lang.IllegalStateException: ...`, `com.x.MyError`.
+    "[a-zA-Z_$][\\w$]*(?:\\.[a-zA-Z_$][\\w$]*)+(?:Exception|Error|Throwable)(?::|$)",
+  ],
+  python: [
+    "\\s", // `  File "...", line N`, the source line, `    ^^^^`
+    "$", // the blank lines around a chained exception's separator
+    "Traceback \\(most recent call last\\):",
+    "During handling of the above exception, another exception occurred:",
+    "The above exception was the direct cause of the following exception:",
+    // The final `SomeError: message` (or a bare `KeyboardInterrupt`).
+    "[A-Za-z_][\\w.]*(?:Error|Exception|Warning|Interrupt|Exit|Iteration)(?::|$)",
+  ],
+  go: [
+    "\\s", // `\t/app/main.go:12 +0x1d`
+    "$",
+    "goroutine \\d+ \\[",
+    "created by ",
+    "\\[signal ",
+    // A frame's function: `main.main()`, `main.(*Server).handle(0xc000010000, {0x4a1b2c, 0x5})`.
+    "[\\w./*()\\[\\]-]+\\(.*\\)$",
+  ],
+};
+
+/** A regex matching exactly the lines that start a record under `parser`. */
+export function firstLine(parser: MultilineParser): string {
+  return `^(?!${CONTINUATION[parser].join("|")})`;
+}
+
+/** The last (or only) record of a multiline burst is emitted this long after its last line. */
+export const MULTILINE_FLUSH_SECONDS = 5;
+
+/**
+ * Why `agent` cannot run `parser`, or `undefined` when it can. Fluent Bit's
+ * built-in multiline parsers split a trace from the line that introduced it
+ * (measured with 3.2: `java` ships the log call's line and the exception as
+ * two records), so they are refused rather than split silently.
+ */
+export function checkParser(agent: Agent, parser: Parser): string | undefined {
+  if (agent === "fluent-bit" && parser !== "none" && parser !== "json") {
+    return `agent fluent-bit cannot run parser ${parser}: its built-in ${parser} multiline ` +
+      "parser splits a stack trace from the line that introduced it; use agent fluentd " +
+      "(parsers none, json, java, python, go) or parser none or json";
+  }
+  return undefined;
+}
+
 /** What the rendered config needs to know. */
 export interface Pipeline {
   logDir: string;
   output: Output;
+  /** How lines become records; `none` when absent. */
+  parser?: Parser;
   /** Names of the app containers that write to the log volume. */
   containers: readonly string[];
   /** Bound of buffered records on the state volume, in bytes. */
@@ -61,6 +146,17 @@ export function containerRules(p: Pipeline, any: string): Array<[string, string]
   if (onlyContainer(p) !== undefined) return [];
   const tag = tagOf(p.logDir);
   return p.containers.map((name) => [`${tag}.${name}.${any}`, name]);
+}
+
+/**
+ * With several app containers, which one a record belongs to, as (regex on
+ * the file's path, name) pairs applied after a default of the path itself:
+ * the container a file is named after (`<logDir>/<name>.log`, `<logDir>/<name>/...`).
+ */
+export function containerPaths(p: Pipeline): Array<[string, string]> {
+  if (onlyContainer(p) !== undefined) return [];
+  const quote = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return p.containers.map((name) => [`^${quote(p.logDir)}/${quote(name)}(\\.log$|/)`, name]);
 }
 
 /** Bytes as whole MiB for the agents' size settings, at least 1. */

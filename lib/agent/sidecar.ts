@@ -13,6 +13,7 @@ import type {
 } from "kubernetes-types/core/v1.d.ts";
 import { AGENT_CONFIG_DIR, AGENT_CONFIG_FILE, AGENT_STATE_DIR, FORWARD_CA_DIR } from "./paths.ts";
 import type { Agent } from "./pipeline.ts";
+import { FLUENTD_PLUGIN_DIR } from "./fluentd_plugin.ts";
 
 /** What a profile says about the agent container itself. */
 export interface AgentSpec {
@@ -65,7 +66,11 @@ function commandFor(profile: AgentSpec): Pick<Container, "command" | "args"> {
     // its own log goes to stderr so that stdout carries only records.
     return {
       command: ["sh", "-c"],
-      args: [`mkdir -p -m 0700 "$TMPDIR" && exec fluentd -c ${config} -o /dev/stderr`],
+      args: [
+        `mkdir -p -m 0700 "$TMPDIR" && exec fluentd -c ${config} -p ${
+          AGENT_CONFIG_DIR[profile.agent]
+        }/${FLUENTD_PLUGIN_DIR} -o /dev/stderr`,
+      ],
     };
   }
   return { command: ["/fluent-bit/bin/fluent-bit"], args: ["-c", config] };

@@ -35,7 +35,7 @@ Deno.test("fluent-bit profile runs fluent-bit on the config its annotation carri
   assert.deepEqual(sidecar.args, ["-c", "/fluent-bit/etc/fluent-bit.conf"]);
   const config = out.metadata?.annotations?.[CONFIG] ?? "";
   assert.match(config, /Path +\/var\/log\/app\/\*\.log,\/var\/log\/app\/\*\/\*\.log,/);
-  assert.match(config, /Name +stdout\n {4}Match +app\.\*\n {4}Format +json_lines/);
+  assert.match(config, /Name +stdout\n {4}Match +app\n {4}Format +json_lines/);
   assert.equal(sidecar.securityContext?.readOnlyRootFilesystem, true);
   assert.deepEqual(out.spec?.volumes?.find((v) => v.name === "app-logs-config")?.downwardAPI, {
     items: [{
@@ -49,7 +49,7 @@ Deno.test("fluentd runs from sh with a private temp dir, its own log on stderr, 
   const { sidecar } = injected(pod());
   assert.deepEqual(sidecar.command, ["sh", "-c"]);
   assert.deepEqual(sidecar.args, [
-    'mkdir -p -m 0700 "$TMPDIR" && exec fluentd -c /fluentd/etc/fluent.conf -o /dev/stderr',
+    'mkdir -p -m 0700 "$TMPDIR" && exec fluentd -c /fluentd/etc/fluent.conf -p /fluentd/etc/plugin -o /dev/stderr',
   ]);
   const env = Object.fromEntries(sidecar.env?.map((e) => [e.name, e.value]) ?? []);
   assert.equal(env.TMPDIR, "/var/lib/sidecar-injector/tmp");
@@ -115,7 +115,10 @@ Deno.test("records name the container: the only one, or the one a file or direct
   assert.match(two, /<filter app\.var\.log\.app\.worker\.\*\*>[^]*container worker/);
   const bit = injected(pod({ "sidecar-injector.io/profile": "fluent-bit" }, ["web", "worker"]));
   const text = bit.out.metadata?.annotations?.[CONFIG] ?? "";
-  assert.match(text, /Match +app\.var\.log\.app\.web\.\*\n {4}Set +container web/);
+  assert.match(
+    text,
+    /Condition +Key_value_matches file \^\/var\/log\/app\/web\(\\\.log\$\|\/\)\n {4}Set +container web/,
+  );
   assert.match(text, /Copy +file container/);
   const alone = injected(pod({ "sidecar-injector.io/profile": "fluent-bit" }));
   const single = alone.out.metadata?.annotations?.[CONFIG] ?? "";

@@ -55,6 +55,7 @@ export function agentDefaults(agent: Agent): Profile {
     output: { type: "stdout" },
     logVolumeSizeLimit: "1Gi",
     bufferLimit: "256Mi",
+    parser: "none",
   };
 }
 

@@ -3,7 +3,7 @@
  * @module
  */
 import type { EnvVar, ResourceRequirements, SecurityContext } from "kubernetes-types/core/v1.d.ts";
-import { checkAgentPaths, checkFluentdMatch } from "../agent/mod.ts";
+import { checkAgentPaths, checkFluentdMatch, checkParser, PARSERS } from "../agent/mod.ts";
 import { agentDefaults } from "./defaults.ts";
 import type { Agent, CaSource, Output, Profile } from "./types.ts";
 import {
@@ -35,6 +35,7 @@ const PROFILE_KEYS = [
   "configMap",
   "logVolumeSizeLimit",
   "bufferLimit",
+  "parser",
 ] as const;
 
 function readResources(r: Validator, value: unknown, path: string): ResourceRequirements {
@@ -234,6 +235,9 @@ export function readProfile(
   if (obj.configMap !== undefined) {
     p.configMap = r.string(obj.configMap, join(path, "configMap"), checkDnsSubdomain);
   }
+  if (obj.parser !== undefined) p.parser = r.oneOf(obj.parser, join(path, "parser"), PARSERS);
+  const unsupported = checkParser(agent, p.parser);
+  if (unsupported) r.fail(join(path, "parser"), unsupported);
   const clash = checkAgentPaths(p.logDir, agent);
   if (clash) r.fail(join(path, "logDir"), clash);
   return p;

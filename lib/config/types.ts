@@ -2,9 +2,9 @@
  * The injector configuration's types: the whole config and its profiles.
  * @module
  */
-import type { AgentSpec, Output } from "../agent/mod.ts";
+import type { AgentSpec, Output, Parser } from "../agent/mod.ts";
 
-export type { Agent, CaSource, Output } from "../agent/mod.ts";
+export type { Agent, CaSource, Output, Parser } from "../agent/mod.ts";
 
 /**
  * How the sidecar is added: `native`, an init container with `restartPolicy:
@@ -25,6 +25,8 @@ export interface Profile extends AgentSpec {
    * outage fills it); the state volume's `sizeLimit` is this plus a margin.
    */
   bufferLimit: string;
+  /** How lines become records, unless a pod's annotation says otherwise. */
+  parser: Parser;
   /** Name of a ConfigMap (in the pod's namespace) holding the agent's whole config; replaces the inline one. */
   configMap?: string;
 }

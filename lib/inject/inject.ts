@@ -18,8 +18,10 @@ import { agentIdentity } from "./identity.ts";
 import {
   AGENT_CONFIG_FILE,
   checkAgentPaths,
-  fluentBitConfig,
-  fluentdConfig,
+  checkParser,
+  type Parser,
+  PARSERS,
+  renderAgentFiles,
 } from "../agent/mod.ts";
 import { renderSidecar, type SidecarNames } from "../agent/mod.ts";
 
@@ -43,6 +45,8 @@ export const POD_ANNOTATIONS: readonly string[] = [
   "mode",
   "status",
   "agent-config",
+  "agent-files",
+  "parser",
 ];
 /** Marker of the original (Flask) injector; also means "already injected". */
 export const LEGACY_ANNOTATION = "sidecar-injected";
@@ -81,6 +85,11 @@ export interface InjectionStatus {
 
 /** Written on injected pods: the agent's rendered config, which a downward API volume hands it. */
 export const CONFIG_ANNOTATION = "sidecar-injector.io/agent-config";
+/**
+ * Written on injected pods whose agent needs a second config file (Fluentd's
+ * filter plugin, Fluent Bit's parsers): that file, handed over like the config.
+ */
+export const FILES_ANNOTATION = "sidecar-injector.io/agent-files";
 /** Appended to the profile's volume name for the agent's own volumes. */
 const CONFIG_VOLUME_SUFFIX = "-config";
 const STATE_VOLUME_SUFFIX = "-state";
@@ -188,16 +197,27 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
   const apps = spec.containers.filter((c) => targets.has(c.name));
   const bufferBytes = quantity(profile.bufferLimit);
   const stateSizeLimit = `${Math.ceil(bufferBytes / MI) + STATE_MARGIN_MI}Mi`;
+  const files = profile.configMap ? undefined : renderAgentFiles(profile.agent, {
+    logDir: profile.logDir,
+    output: profile.output,
+    containers: apps.map((c) => c.name),
+    bufferBytes,
+    parser: profile.parser,
+  });
+  const fromAnnotation = (path: string, annotation: string) => ({
+    path,
+    fieldRef: { fieldPath: `metadata.annotations['${annotation}']` },
+  });
   const volumes: Volume[] = [
     { name: names.volume, emptyDir: { sizeLimit: profile.logVolumeSizeLimit } },
     { name: names.stateVolume, emptyDir: { sizeLimit: stateSizeLimit } },
     profile.configMap ? { name: names.configVolume, configMap: { name: profile.configMap } } : {
       name: names.configVolume,
       downwardAPI: {
-        items: [{
-          path: AGENT_CONFIG_FILE[profile.agent],
-          fieldRef: { fieldPath: `metadata.annotations['${CONFIG_ANNOTATION}']` },
-        }],
+        items: [
+          fromAnnotation(AGENT_CONFIG_FILE[profile.agent], CONFIG_ANNOTATION),
+          ...(files?.extra ? [fromAnnotation(files.extra.path, FILES_ANNOTATION)] : []),
+        ],
       },
     },
   ];
@@ -219,16 +239,9 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
     mode,
   };
   const added: Record<string, string> = { [STATUS_ANNOTATION]: JSON.stringify(status) };
-  if (!profile.configMap) {
-    const pipeline = {
-      logDir: profile.logDir,
-      output: profile.output,
-      containers: apps.map((c) => c.name),
-      bufferBytes,
-    };
-    added[CONFIG_ANNOTATION] = profile.agent === "fluentd"
-      ? fluentdConfig(pipeline)
-      : fluentBitConfig(pipeline);
+  if (files) {
+    added[CONFIG_ANNOTATION] = files.config;
+    if (files.extra) added[FILES_ANNOTATION] = files.extra.text;
   }
   const patch: Operation[] = [];
   if (!pod.metadata) {
@@ -384,6 +397,14 @@ function chooseProfile(
     apply: (v: string) => void,
   ) => withAnnotation(annotations, name, warnings, check, apply);
   use("image", (v) => checkImage(v.trim()), (v) => profile.image = v.trim());
+  use(
+    "parser",
+    (v) =>
+      PARSERS.includes(v as Parser)
+        ? checkParser(profile.agent, v as Parser)
+        : `must be one of ${PARSERS.join(", ")}`,
+    (v) => profile.parser = v as Parser,
+  );
   use(
     "log-dir",
     (v) => checkLogDir(v) ?? checkAgentPaths(v, profile.agent),

@@ -7,6 +7,7 @@
 export {
   ANNOTATION_PREFIX,
   CONFIG_ANNOTATION,
+  FILES_ANNOTATION,
   inject,
   INJECT_ANNOTATION,
   type InjectContext,
