@@ -23,6 +23,7 @@ export {
   type Mode,
   type Output,
   parseConfig,
+  type Parser,
   type Profile,
   type ReloadResult,
   SYSTEM_NAMESPACES,

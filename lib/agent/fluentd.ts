@@ -5,7 +5,7 @@
  */
 import { AGENT_STATE_DIR, FORWARD_CA_DIR } from "./paths.ts";
 import {
-  containerRules,
+  containerPaths,
   firstLine,
   FLUSH_SECONDS,
   MAX_LINE_BYTES,
@@ -44,7 +44,9 @@ export function fluentdConfig(p: Pipeline): string {
     `  pos_file ${AGENT_STATE_DIR}/tail.pos`,
     "  pos_file_compaction_interval 1h",
     "  path_key file",
-    "  tag app.*",
+    // One tag for every file (the path is the record's `file`): out_forward keys chunks by
+    // tag, and a chunk per file made hundreds of files ship one chunk after another.
+    "  tag app",
     "  read_from_head true",
     "  follow_inodes true",
     `  refresh_interval ${FLUSH_SECONDS}`,
@@ -59,24 +61,15 @@ export function fluentdConfig(p: Pipeline): string {
     "</filter>",
     "<filter app.**>",
     "  @type record_transformer",
+    ...(onlyContainer(p) === undefined ? ["  enable_ruby true"] : []),
     "  <record>",
-    `    container ${onlyContainer(p) ?? '${record["file"]}'}`,
+    `    container ${onlyContainer(p) ?? containerExpression(p)}`,
     `    pod "#{ENV['POD_NAME']}"`,
     `    namespace "#{ENV['POD_NAMESPACE']}"`,
     `    node "#{ENV['NODE_NAME']}"`,
     "  </record>",
     "</filter>",
   ];
-  for (const [pattern, name] of containerRules(p, "**")) {
-    lines.push(
-      `<filter ${pattern}>`,
-      "  @type record_transformer",
-      "  <record>",
-      `    container ${name}`,
-      "  </record>",
-      "</filter>",
-    );
-  }
   if (p.output.type === "raw") return [...lines, p.output.config].join("\n");
   // out_forward needs chunks keyed by tag; out_file on stdout takes one stream.
   const chunkKeys = p.output.type === "forward" ? "tag" : "[]";
@@ -87,6 +80,14 @@ export function fluentdConfig(p: Pipeline): string {
   );
   lines.push("</match>");
   return lines.join("\n");
+}
+
+/** With several containers, a Ruby expression naming the one a record's file belongs to, else the path. */
+function containerExpression(p: Pipeline): string {
+  const choices = containerPaths(p).map(([regex, name]) =>
+    `record["file"].to_s.match?(/${regex.replaceAll("/", "\\/")}/) ? "${name}" : `
+  );
+  return `\${${choices.join("")}record["file"]}`;
 }
 
 /** in_tail's `<parse>`: one line per record, or in_tail's `multiline` parser for a language. */

@@ -128,25 +128,9 @@ export interface Pipeline {
   bufferBytes: number;
 }
 
-/** The tag prefix of a file under `logDir`: both agents tag a file `app.` plus its path with `/` → `.`. */
-export function tagOf(logDir: string): string {
-  return `app.${logDir.slice(1).replaceAll("/", ".")}`;
-}
-
 /** The only app container, which every record names; `undefined` when several share the volume. */
 export const onlyContainer = (p: Pipeline): string | undefined =>
   p.containers.length === 1 ? p.containers[0] : undefined;
-
-/**
- * With several app containers, which one a record belongs to, as (tag
- * pattern, name) pairs applied after a default of the file's path: the one a
- * file is named after (`<logDir>/<name>.log`, `<logDir>/<name>/...`).
- */
-export function containerRules(p: Pipeline, any: string): Array<[string, string]> {
-  if (onlyContainer(p) !== undefined) return [];
-  const tag = tagOf(p.logDir);
-  return p.containers.map((name) => [`${tag}.${name}.${any}`, name]);
-}
 
 /**
  * With several app containers, which one a record belongs to, as (regex on

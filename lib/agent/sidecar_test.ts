@@ -111,8 +111,14 @@ Deno.test("records name the container: the only one, or the one a file or direct
     /<filter app\.\*\*>\n {2}@type record_transformer\n {2}<record>\n {4}container app\n/,
   );
   const two = injected(pod({}, ["web", "worker"])).out.metadata?.annotations?.[CONFIG] ?? "";
-  assert.match(two, /<filter app\.var\.log\.app\.web\.\*\*>[^]*container web/);
-  assert.match(two, /<filter app\.var\.log\.app\.worker\.\*\*>[^]*container worker/);
+  assert.match(two, /enable_ruby true/);
+  assert.ok(
+    two.includes(
+      'container ${record["file"].to_s.match?(/^\\/var\\/log\\/app\\/web(\\.log$|\\/)/) ? "web" : ' +
+        'record["file"].to_s.match?(/^\\/var\\/log\\/app\\/worker(\\.log$|\\/)/) ? "worker" : record["file"]}',
+    ),
+    two,
+  );
   const bit = injected(pod({ "sidecar-injector.io/profile": "fluent-bit" }, ["web", "worker"]));
   const text = bit.out.metadata?.annotations?.[CONFIG] ?? "";
   assert.match(

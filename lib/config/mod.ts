@@ -5,7 +5,7 @@
  * file when it changes.
  * @module
  */
-export type { Agent, CaSource, Config, Mode, Output, Profile } from "./types.ts";
+export type { Agent, CaSource, Config, Mode, Output, Parser, Profile } from "./types.ts";
 export { defaultConfig, NOBODY, SYSTEM_NAMESPACES } from "./defaults.ts";
 export { loadConfig, parseConfig, withExcludedNamespace } from "./parse.ts";
 export { ConfigSyntaxError, InvalidConfigError } from "./validator.ts";

@@ -28,6 +28,11 @@ type Entry = [unknown, Record<string, unknown>];
 /** A forward receiver on 127.0.0.1. */
 export class Aggregator {
   readonly received: Received[] = [];
+  readonly #bad = { strings: 0 };
+  /** How many strings received (tags, keys, values) were not valid UTF-8. */
+  get invalidUtf8(): number {
+    return this.#bad.strings;
+  }
   #server: Server | undefined;
   #sockets = new Set<Socket>();
   #port: number;
@@ -100,7 +105,7 @@ export class Aggregator {
   /** Stores the events of one message; returns the chunk id to acknowledge. */
   #accept(message: unknown): string | undefined {
     if (!Array.isArray(message) || !(message[0] instanceof Uint8Array)) return undefined;
-    const tag = text(message[0]);
+    const tag = text(message[0], this.#bad);
     const second = message[1];
     let entries: Entry[];
     let option: unknown;
@@ -110,26 +115,48 @@ export class Aggregator {
     } else if (second instanceof Uint8Array) { // PackedForward
       option = message[2];
       let bytes = second;
-      if (isOption(option) && text(option.compressed) === "gzip") bytes = gunzipSync(bytes);
-      entries = [...decodeMulti(bytes)] as Entry[];
+      if (isOption(option) && text(option.compressed, this.#bad) === "gzip") {
+        bytes = gunzipSync(bytes);
+      }
+      entries = [...decodeMulti(bytes, { rawStrings: true })] as Entry[];
     } else { // Message mode: [tag, time, record, option]
       entries = [[second, message[2] as Record<string, unknown>]];
       option = message[3];
     }
     const at = performance.now();
-    for (const [, record] of entries) this.received.push({ tag, record: texts(record), at });
-    return isOption(option) && option.chunk instanceof Uint8Array ? text(option.chunk) : undefined;
+    for (const [, record] of entries) {
+      this.received.push({ tag, record: texts(record, this.#bad) as Record<string, unknown>, at });
+    }
+    return isOption(option) && option.chunk instanceof Uint8Array
+      ? text(option.chunk, this.#bad)
+      : undefined;
   }
 }
 
 const decoder = new TextDecoder();
-const text = (v: unknown) => v instanceof Uint8Array ? decoder.decode(v) : String(v);
+const strict = new TextDecoder("utf-8", { fatal: true });
+/** Decodes a msgpack str; one that is not valid UTF-8 is counted in `bad` and decoded lossily. */
+function text(v: unknown, bad: { strings: number }): string {
+  if (!(v instanceof Uint8Array)) return String(v);
+  try {
+    return strict.decode(v);
+  } catch {
+    bad.strings++;
+    return decoder.decode(v);
+  }
+}
 
-/** A record with its string values decoded (only the Forward and Message modes leave them raw). */
-function texts(record: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(record).map(([k, v]) => [k, v instanceof Uint8Array ? text(v) : v]),
-  );
+/** A value with every string in it decoded, keys included, at any depth. */
+function texts(value: unknown, bad: { strings: number }): unknown {
+  if (value instanceof Uint8Array) return text(value, bad);
+  if (Array.isArray(value)) return value.map((v) => texts(v, bad));
+  if (value instanceof Map) {
+    return Object.fromEntries([...value].map(([k, v]) => [text(k, bad), texts(v, bad)]));
+  }
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, texts(v, bad)]));
+  }
+  return value;
 }
 
 function isOption(v: unknown): v is Record<string, unknown> {

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import jsonpatch from "fast-json-patch";
 import type { Pod, PodSecurityContext } from "kubernetes-types/core/v1.d.ts";
-import { inject, parseConfig } from "../../lib/mod.ts";
+import { inject, parseConfig, type Parser } from "../../lib/mod.ts";
 import { exec, out } from "../../testing/process.ts";
 import { Aggregator, type TlsIdentity } from "./aggregator.ts";
 import {
@@ -49,9 +49,10 @@ function render(
   output: string,
   podPatch: Partial<Pod["spec"]> = {},
   containers = ["app"],
+  parser: Parser = "none",
 ): Pod {
   const config = parseConfig(
-    `defaultProfile: ${agent}\nprofiles:\n  ${agent}:\n    output: ${output}\n`,
+    `defaultProfile: ${agent}\nprofiles:\n  ${agent}:\n    output: ${output}\n    parser: ${parser}\n`,
     "conformance",
   );
   const pod: Pod = {
@@ -194,6 +195,7 @@ interface Case {
 
 interface CaseOptions {
   podPatch?: Partial<Pod["spec"]>;
+  parser?: Parser;
   /** The aggregator is down when the agent starts. */
   down?: boolean;
   tls?: TlsIdentity;
@@ -214,7 +216,10 @@ async function forwardCase(
   const agg = await Aggregator.start(0, opts.tls);
   if (opts.down) await agg.down();
   const output = opts.output?.(agg.port) ?? `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`;
-  const box = await PodSandbox.create(render(agent, output, opts.podPatch), opts.objects);
+  const box = await PodSandbox.create(
+    render(agent, output, opts.podPatch, ["app"], opts.parser),
+    opts.objects,
+  );
   const dir = box.dir("app-logs");
   const app = new App(dir, name);
   try {
@@ -495,6 +500,228 @@ for (const agent of AGENTS) {
     }
   });
 }
+
+/** Runs the agent on stdout with `parser` over `files` (path → bytes written before it starts). */
+async function stdoutCase(
+  agent: AgentName,
+  parser: Parser,
+  body: (c: { box: PodSandbox; dir: string; run: AgentProcess; records: () => Rec[] }) => Promise<
+    void
+  >,
+): Promise<void> {
+  const box = await PodSandbox.create(render(agent, "{ type: stdout }", {}, ["app"], parser));
+  const dir = box.dir("app-logs");
+  const run = box.start(agent, agents);
+  try {
+    await body({
+      box,
+      dir,
+      run,
+      records: () => run.stdout.filter((l) => l !== "").map((l) => JSON.parse(l) as Rec),
+    });
+  } finally {
+    await run.oomKill();
+    await box.remove();
+  }
+}
+type Rec = Record<string, unknown>;
+
+/** Our keys, checked on every record of a one-container pod. */
+function assertMetadata(agent: AgentName, r: Rec, file: string) {
+  assert.equal(r.pod, `${agent}-pod`);
+  assert.equal(r.namespace, NAMESPACE);
+  assert.equal(r.node, NODE);
+  assert.equal(r.container, "app");
+  assert.equal(r.file, file);
+  assert.match(String(r.time), /^\d{4}-\d\d-\d\dT/);
+}
+
+const appendBytes = (path: string, bytes: Uint8Array) =>
+  Deno.writeFile(path, bytes, { append: true, create: true });
+const utf8 = (s: string) => new TextEncoder().encode(s);
+
+for (const agent of AGENTS) {
+  Deno.test(`${agent}: parser json: JSON objects become fields, our keys win, the rest stays text`, async () => {
+    await stdoutCase(agent, "json", async ({ dir, run, records }) => {
+      const lines = [
+        '{"level":"info","msg":"user logged in","user":"ada","trace_id":"4bf92f35","n":3,"ok":true,"nested":{"a":[1,2]}}',
+        "plain text line",
+        '{"level":"warn","pod":"app-pod","time":"2024-01-01T00:00:00Z","log":"app-log","file":"app-file","app_fields":1,"node":null}',
+        '{"broken": ',
+        "[1,2,3]",
+        '"just a string"',
+        '  {"indented":"json"}',
+      ];
+      await Deno.writeTextFile(`${dir}/app.log`, lines.map((l) => `${l}\n`).join(""));
+      await waitFor("7 records", () => records().length >= lines.length, 20_000, run);
+      await new Promise((r) => setTimeout(r, 1500)); // room for a duplicate
+      const got = records();
+      assert.equal(got.length, lines.length, run.stdout.join("\n"));
+      for (const r of got) assertMetadata(agent, r, `${LOG_DIR}/app.log`);
+      const fields = (r: Rec) => {
+        const o = { ...r };
+        for (const k of ["pod", "namespace", "node", "container", "file", "time"]) delete o[k];
+        return o;
+      };
+      assert.deepEqual(fields(got[0]!), {
+        level: "info",
+        msg: "user logged in",
+        user: "ada",
+        trace_id: "4bf92f35",
+        n: 3,
+        ok: true,
+        nested: { a: [1, 2] },
+      });
+      assert.deepEqual(fields(got[1]!), { log: "plain text line" });
+      assert.deepEqual(fields(got[2]!), {
+        level: "warn",
+        app_fields: {
+          pod: "app-pod",
+          time: "2024-01-01T00:00:00Z",
+          log: "app-log",
+          file: "app-file",
+          app_fields: 1,
+          node: null,
+        },
+      });
+      for (const i of [3, 4, 5]) assert.deepEqual(fields(got[i]!), { log: lines[i] });
+      assert.deepEqual(fields(got[6]!), { indented: "json" });
+      assert.equal(run.invalidUtf8Lines, 0);
+      rows.push({
+        agent,
+        scenario:
+          "parser json: 7 lines (objects, collisions, broken, non-objects) checked by field",
+        sent: lines.length,
+        received: got.length,
+        lost: 0,
+        duplicates: 0,
+        p50Ms: 0,
+        maxMs: 0,
+        peakRssMiB: Math.round(run.peakRssKiB / 1024),
+      });
+    });
+  });
+
+  Deno.test(`${agent}: bytes that are not UTF-8 become U+E0xx, every record line valid UTF-8 on stdout and forward`, async () => {
+    const bad = [
+      [utf8("binary "), new Uint8Array([0xff, 0xfe, 0x00 + 0x41]), utf8(" end")],
+      [utf8("latin-1 caf"), new Uint8Array([0xe9])],
+      [utf8("truncated euro "), new Uint8Array([0xe2, 0x82])],
+      [utf8("valid caf\u00e9 \u20ac \u{1F600}")],
+    ].map((parts) => {
+      const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of parts) out.set(p, (at += p.length) - p.length);
+      return out;
+    });
+    const want = [
+      "binary \ue0ff\ue0feA end",
+      "latin-1 caf\ue0e9",
+      "truncated euro \ue0e2\ue082",
+      "valid caf\u00e9 \u20ac \u{1F600}",
+    ];
+    const write = async (dir: string) => {
+      for (const line of bad) await appendBytes(`${dir}/app.log`, new Uint8Array([...line, 10]));
+    };
+    await stdoutCase(agent, "none", async ({ dir, run, records }) => {
+      await write(dir);
+      await waitFor("4 records on stdout", () => records().length >= 4, 20_000, run);
+      assert.equal(run.invalidUtf8Lines, 0, "stdout lines that are not UTF-8");
+      assert.deepEqual(records().map((r) => r.log), want);
+    });
+    await forwardCase(agent, "utf8", {}, async ({ agg, dir, run }) => {
+      await write(dir);
+      await waitFor("4 records forwarded", () => agg.received.length >= 4, 20_000, run);
+      assert.equal(agg.invalidUtf8, 0, "forwarded strings that are not UTF-8");
+      assert.deepEqual(agg.lines(), want);
+    });
+    rows.push({
+      agent,
+      scenario: "invalid UTF-8 (4 lines) → U+E0xx on stdout and forward",
+      sent: 8,
+      received: 8,
+      lost: 0,
+      duplicates: 0,
+      p50Ms: 0,
+      maxMs: 0,
+      peakRssMiB: 0,
+    });
+  });
+
+  Deno.test(`${agent}: 300 new files of 3 lines each ship within seconds`, async () => {
+    await forwardCase(agent, "many", {}, async ({ app, run, sink }) => {
+      await new Promise((r) => setTimeout(r, 2000));
+      const t0 = performance.now();
+      for (let i = 0; i < 300; i++) await app.write(`tenant-${i}/requests.log`, 3);
+      await waitFor("300 files", delivered(app, sink), 60_000, run);
+      const ms = Math.round(performance.now() - t0);
+      const row = tally(
+        agent,
+        `300 files x 3 lines (all shipped in ${ms} ms)`,
+        app,
+        sink,
+        run.peakRssKiB,
+      );
+      assert.equal(row.lost, 0);
+      assert.equal(row.duplicates, 0);
+      assert.ok(ms < 10_000, `300 files took ${ms} ms`);
+    });
+  });
+}
+
+/** Each language's file (testdata/records): its first line, the trace with its introducing line, its last line. */
+const TRACES = ["java", "python", "go"] as const;
+
+for (const lang of TRACES) {
+  Deno.test(`fluentd: parser ${lang}: a stack trace and the line before it are one record, the last within 5 s and at SIGTERM`, async () => {
+    const text = await Deno.readTextFile(
+      new URL(`../../testdata/records/${lang}.log`, import.meta.url),
+    );
+    const lines = text.trimEnd().split("\n");
+    const first = lines[0]!;
+    const last = lines.at(-1)!;
+    const trace = lines.slice(1, -1).join("\n");
+    await stdoutCase("fluentd", lang, async ({ dir, run, records }) => {
+      await new Promise((r) => setTimeout(r, 2000));
+      const t0 = performance.now();
+      await Deno.writeTextFile(`${dir}/app.log`, text);
+      // The last line has no line after it: it comes out when the flush interval has passed.
+      await waitFor("3 records", () => records().length >= 3, 20_000, run);
+      const lastMs = Math.round(performance.now() - t0);
+      assert.deepEqual(records().map((r) => r.log), [first, trace, last]);
+      for (const r of records()) assertMetadata("fluentd", r, `${LOG_DIR}/app.log`);
+      assert.ok(lastMs < 8000, `the last record came after ${lastMs} ms`);
+      // A trace with no line after it, then SIGTERM at once: flushed before the agent exits.
+      await Deno.writeTextFile(`${dir}/app.log`, `${trace}\n`, { append: true });
+      await new Promise((r) => setTimeout(r, 1500));
+      const status = await stop(run);
+      assert.equal(status.code, 0, run.stderr.slice(-2000));
+      assert.deepEqual(records().map((r) => r.log), [first, trace, last, trace]);
+      rows.push({
+        agent: "fluentd",
+        scenario: `parser ${lang}: ${
+          lines.length * 2 - 2
+        } lines → 4 records (last after ${lastMs} ms, one at SIGTERM)`,
+        sent: 4,
+        received: records().length,
+        lost: 0,
+        duplicates: 0,
+        p50Ms: 0,
+        maxMs: lastMs,
+        peakRssMiB: Math.round(run.peakRssKiB / 1024),
+      });
+    });
+  });
+}
+
+Deno.test("fluent-bit: parsers java, python, go are refused at load, naming agent and preset", () => {
+  for (const lang of TRACES) {
+    assert.throws(
+      () => render("fluent-bit", "{ type: stdout }", {}, ["app"], lang),
+      new RegExp(`agent fluent-bit cannot run parser ${lang}`),
+    );
+  }
+});
 
 Deno.test("figures", () => {
   out("\nagent       | scenario | sent | received | lost | dup | p50 ms | max ms | peak RSS MiB");

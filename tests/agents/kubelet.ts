@@ -85,6 +85,9 @@ export class PodSandbox {
         const m = /^metadata\.annotations\['(.+)'\]$/.exec(item.fieldRef?.fieldPath ?? "");
         const value = m?.[1] ? this.pod.metadata?.annotations?.[m[1]] : undefined;
         if (value === undefined) throw new Error(`cannot project ${item.fieldRef?.fieldPath}`);
+        // As the kubelet does, an item's path may name directories, created for it.
+        const file = `${dir}/${item.path}`;
+        await Deno.mkdir(file.slice(0, file.lastIndexOf("/")), { recursive: true });
         await Deno.writeTextFile(`${dir}/${item.path}`, value, { mode: 0o644 });
       }
     } else if (v.secret || v.configMap) {
@@ -183,6 +186,8 @@ export class PodSandbox {
 /** A running agent: its stdout lines, its stderr, signals, memory. */
 export class AgentProcess {
   readonly stdout: string[] = [];
+  /** Stdout lines that were not valid UTF-8 (kept in `stdout`, decoded lossily). */
+  invalidUtf8Lines = 0;
   stderr = "";
   readonly exited: Promise<Deno.CommandStatus>;
   readonly #child: Deno.ChildProcess;
@@ -213,13 +218,29 @@ export class AgentProcess {
   }
 
   async #readLines() {
-    let rest = "";
-    for await (const chunk of this.#child.stdout.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop() ?? "";
-      this.stdout.push(...parts);
+    const strict = new TextDecoder("utf-8", { fatal: true });
+    const lossy = new TextDecoder();
+    const push = (line: Uint8Array) => {
+      try {
+        this.stdout.push(strict.decode(line));
+      } catch {
+        this.invalidUtf8Lines++;
+        this.stdout.push(lossy.decode(line));
+      }
+    };
+    let rest = new Uint8Array(0);
+    for await (const chunk of this.#child.stdout) {
+      const bytes = new Uint8Array(rest.length + chunk.length);
+      bytes.set(rest);
+      bytes.set(chunk, rest.length);
+      let start = 0;
+      for (let nl = bytes.indexOf(10); nl !== -1; nl = bytes.indexOf(10, start)) {
+        push(bytes.subarray(start, nl));
+        start = nl + 1;
+      }
+      rest = bytes.slice(start);
     }
-    if (rest) this.stdout.push(rest);
+    if (rest.length > 0) push(rest);
   }
 
   async #readErr() {
