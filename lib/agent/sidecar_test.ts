@@ -308,3 +308,47 @@ for (const [name, value, message, check] of invalid) {
     check(s);
   });
 }
+
+Deno.test("the parser annotation picks a parser; a bad or unsupported one is warned about and ignored", () => {
+  const json = injected(pod({ "sidecar-injector.io/parser": "json" }));
+  assert.match(json.out.metadata?.annotations?.[CONFIG] ?? "", / {2}parser json\n/);
+  assert.deepEqual(json.result.warnings, []);
+  const java = injected(pod({ "sidecar-injector.io/parser": "java" }));
+  assert.match(java.out.metadata?.annotations?.[CONFIG] ?? "", /@type multiline/);
+  const bad = injected(pod({ "sidecar-injector.io/parser": "xml" }));
+  assert.match(bad.result.warnings.join("\n"), /parser="xml" ignored: must be one of none, json/);
+  assert.match(bad.out.metadata?.annotations?.[CONFIG] ?? "", /@type none/);
+  const bit = injected(
+    pod({ "sidecar-injector.io/profile": "fluent-bit", "sidecar-injector.io/parser": "go" }),
+  );
+  assert.match(bit.result.warnings.join("\n"), /agent fluent-bit cannot run parser go/);
+  assert.doesNotMatch(bit.out.metadata?.annotations?.[CONFIG] ?? "", /Parsers_File/);
+  const bitJson = injected(
+    pod({ "sidecar-injector.io/profile": "fluent-bit", "sidecar-injector.io/parser": "json" }),
+  );
+  assert.equal(
+    bitJson.out.metadata?.annotations?.["sidecar-injector.io/agent-files"],
+    "[PARSER]\n    Name   sidecar_json\n    Format json\n",
+  );
+  assert.deepEqual(
+    bitJson.out.spec?.volumes?.find((v) => v.name === "app-logs-config")?.downwardAPI?.items?.[1],
+    {
+      path: "parsers.conf",
+      fieldRef: { fieldPath: "metadata.annotations['sidecar-injector.io/agent-files']" },
+    },
+  );
+});
+
+Deno.test("a profile's parser is the default; fluent-bit refuses java, python and go at load", () => {
+  const config = parseConfig("profiles:\n  fluentd: { parser: python }\n");
+  const { out } = injected(pod(), config);
+  assert.match(out.metadata?.annotations?.[CONFIG] ?? "", /Traceback/);
+  for (const parser of ["java", "python", "go"]) {
+    assert.throws(
+      () => parseConfig(`profiles:\n  fluent-bit: { parser: ${parser} }\n`),
+      new RegExp(`profiles\\.fluent-bit\\.parser.*agent fluent-bit cannot run parser ${parser}`),
+    );
+  }
+  assert.throws(() => parseConfig("profiles:\n  fluentd: { parser: yaml }\n"), /must be one of/);
+  assert.equal(defaultConfig().profiles.fluentd?.parser, "none");
+});
