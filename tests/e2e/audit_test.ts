@@ -45,6 +45,7 @@ const VAP_WARNING =
 const opts = E2E_TEST_OPTS;
 const STATUS = "sidecar-injector.io/status";
 const AGENT_CONFIG = "sidecar-injector.io/agent-config";
+const AGENT_FILES = "sidecar-injector.io/agent-files";
 
 interface Env {
   cp: ControlPlane;
@@ -463,7 +464,10 @@ Deno.test(
     assert.equal(r.code, 0, r.stderr);
     const stored = await env.cp.kubectlJson(["get", "pod", "frozen-1", "-n", NS, "-o", "json"]);
     const before = stored.metadata.annotations;
-    assert.ok(before[STATUS] && before[AGENT_CONFIG], "injected: both annotations are there");
+    assert.ok(
+      before[STATUS] && before[AGENT_CONFIG] && before[AGENT_FILES],
+      "injected: the three annotations are there",
+    );
     const annotate = (args: string[]) =>
       env.cp.kubectl(["annotate", "pod", "frozen-1", "-n", NS, ...args]);
     // The binding is compiled asynchronously: a server-side dry run shows when it refuses.
@@ -476,6 +480,8 @@ Deno.test(
       [STATUS, [`${STATUS}-`]],
       [AGENT_CONFIG, ["--overwrite", `${AGENT_CONFIG}=<match **>\n@type null\n</match>`]],
       [AGENT_CONFIG, [`${AGENT_CONFIG}-`]],
+      [AGENT_FILES, ["--overwrite", `${AGENT_FILES}=puts 1`]],
+      [AGENT_FILES, [`${AGENT_FILES}-`]],
     ];
     for (const [key, args] of refusals) {
       const refused = await annotate(args);

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { load, loadAll } from "js-yaml";
-import { CONFIG_ANNOTATION, STATUS_ANNOTATION } from "../../lib/mod.ts";
+import { CONFIG_ANNOTATION, FILES_ANNOTATION, STATUS_ANNOTATION } from "../../lib/mod.ts";
 import { serveCommand } from "../../testing/serve_command.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -550,7 +550,11 @@ Deno.test("the frozen-annotations policy refuses pod UPDATEs changing the inject
     scope: "Namespaced",
   }]);
   const validations = arr(spec.validations, "validations").map((v) => obj(v, "validation"));
-  const keys = ["sidecar-injector.io/agent-config", "sidecar-injector.io/status"];
+  const keys = [
+    "sidecar-injector.io/agent-config",
+    "sidecar-injector.io/agent-files",
+    "sidecar-injector.io/status",
+  ];
   assert.equal(validations.length, keys.length);
   for (const [i, key] of keys.entries()) {
     const v = validations[i]!;
@@ -580,5 +584,7 @@ Deno.test("the frozen-annotations policy refuses pod UPDATEs changing the inject
 
 Deno.test("the frozen annotations are the ones inject() writes", () => {
   const text = readText("k8s/annotations-policy.yaml");
-  for (const key of [CONFIG_ANNOTATION, STATUS_ANNOTATION]) assert.ok(text.includes(`'${key}'`));
+  for (const key of [CONFIG_ANNOTATION, FILES_ANNOTATION, STATUS_ANNOTATION]) {
+    assert.ok(text.includes(`'${key}'`), key);
+  }
 });
