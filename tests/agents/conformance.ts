@@ -39,6 +39,8 @@ interface Row {
   peakRssMiB: number;
 }
 const rows: Row[] = [];
+/** Records the agents printed in the parser scenarios, for docs/log-path.md "Records". */
+const samples: Array<{ agent: AgentName; parser: Parser; records: unknown[] }> = [];
 
 /** The agent's output: the aggregator's records, or its stdout parsed as JSON lines. */
 type Sink = () => Array<{ record: Record<string, unknown>; at: number }>;
@@ -609,6 +611,7 @@ for (const agent of AGENTS) {
       for (const i of [3, 4, 5]) assert.deepEqual(fields(got[i]!), { log: lines[i] });
       assert.deepEqual(fields(got[6]!), { indented: "json" });
       assert.equal(run.invalidUtf8Lines, 0);
+      samples.push({ agent, parser: "json", records: got });
       rows.push({
         agent,
         scenario:
@@ -650,6 +653,7 @@ for (const agent of AGENTS) {
       await waitFor("4 records on stdout", () => records().length >= 4, 20_000, run);
       assert.equal(run.invalidUtf8Lines, 0, "stdout lines that are not UTF-8");
       assert.deepEqual(records().map((r) => r.log), want);
+      samples.push({ agent, parser: "none", records: records() });
     });
     await forwardCase(agent, "utf8", {}, async ({ agg, dir, run }) => {
       await write(dir);
@@ -719,6 +723,7 @@ for (const lang of TRACES) {
       const status = await stop(run);
       assert.equal(status.code, 0, run.stderr.slice(-2000));
       assert.deepEqual(records().map((r) => r.log), [first, trace, last, trace]);
+      samples.push({ agent: "fluentd", parser: lang, records: records().slice(0, 3) });
       rows.push({
         agent: "fluentd",
         scenario: `parser ${lang}: ${
@@ -754,4 +759,8 @@ Deno.test("figures", () => {
   }
   Deno.mkdirSync("tests/agents/results", { recursive: true });
   Deno.writeTextFileSync(`tests/agents/results/latest.json`, JSON.stringify(rows, null, 2) + "\n");
+  Deno.writeTextFileSync(
+    `tests/agents/results/records.json`,
+    JSON.stringify(samples, null, 2) + "\n",
+  );
 });
