@@ -6,6 +6,8 @@
 import { AGENT_CONFIG_DIR, AGENT_STATE_DIR, FORWARD_CA_DIR } from "./paths.ts";
 import {
   APP_FIELDS_KEY,
+  APP_TAG,
+  containerFiles,
   containerPaths,
   FLUSH_SECONDS,
   MAX_LINE_BYTES,
@@ -14,6 +16,7 @@ import {
   type Pipeline,
   RESERVED_KEYS,
   RETRY_MAX_SECONDS,
+  streams,
 } from "./pipeline.ts";
 
 /** How many directory levels below the log dir Fluent Bit reads (its globs have no `**`). */
@@ -33,7 +36,7 @@ const FLUENT_BIT_CHUNKS_UP = 8;
  * hundreds of files the few chunks allowed up in memory took turns: 300 new
  * files of 3 lines took ~38 s. The file's path is the record's `file` key.
  */
-export const FLUENT_BIT_TAG = "app";
+export const FLUENT_BIT_TAG = APP_TAG;
 /** The parsers file in the agent's config dir, rendered when a parser needs one. */
 export const FLUENT_BIT_PARSERS_FILE = "parsers.conf";
 /** The parser (in that file) that reads a line as a JSON object. */
@@ -74,7 +77,7 @@ const UTF8_LUA = [
 
 /** The parsers file Fluent Bit needs for `parser`, or `undefined` when it needs none. */
 export function fluentBitParsers(p: Pipeline): string | undefined {
-  if (p.parser !== "json") return undefined;
+  if (!streams(p).some((s) => s.parser === "json")) return undefined;
   // No Time_Key: an app's `time` is one of its fields, the record's time is when the line was read.
   return `[PARSER]\n    Name   ${JSON_PARSER}\n    Format json\n`;
 }
@@ -90,7 +93,7 @@ export function fluentBitConfig(p: Pipeline): string {
     { length: FLUENT_BIT_DEPTH + 1 },
     (_, depth) => `${p.logDir}/${"*/".repeat(depth)}*.log`,
   );
-  const lines = [
+  const lines: string[] = [
     ...section("SERVICE", [
       ["Flush", FLUSH_SECONDS],
       ["Grace", FLUENT_BIT_GRACE_SECONDS],
@@ -108,12 +111,29 @@ export function fluentBitConfig(p: Pipeline): string {
         [string, string]
       >),
     ]),
-    ...section("INPUT", [
+  ];
+  const all = streams(p);
+  const own = all.flatMap((s) => s.container === undefined ? [] : [s.container]);
+  for (const s of all) {
+    const input = s.container === undefined ? paths : containerFiles(p, s.container).flatMap(
+      (f, i) =>
+        i === 0 ? [f] : Array.from(
+          { length: FLUENT_BIT_DEPTH },
+          (_, depth) => `${f}${"*/".repeat(depth)}*.log`,
+        ),
+    );
+    // Fluent Bit's exclusion patterns let `*` match `/`: a directory's whole tree.
+    const excluded = s.container === undefined
+      ? own.flatMap((c) => containerFiles(p, c).map((f, i) => i === 0 ? f : `${f}*`))
+      : [];
+    const suffix = s.container === undefined ? "" : `-${s.container}`;
+    lines.push(...section("INPUT", [
       ["Name", "tail"],
-      ["Path", paths.join(",")],
+      ["Path", input.join(",")],
+      ...(excluded.length > 0 ? [["Exclude_Path", excluded.join(",")] as [string, string]] : []),
       ["Path_Key", "file"],
-      ["Tag", FLUENT_BIT_TAG],
-      ["DB", `${AGENT_STATE_DIR}/tail.db`],
+      ["Tag", s.tag],
+      ["DB", `${AGENT_STATE_DIR}/tail${suffix}.db`],
       ["DB.locking", "true"],
       ["Read_from_Head", "true"],
       ["Refresh_Interval", FLUSH_SECONDS],
@@ -122,40 +142,46 @@ export function fluentBitConfig(p: Pipeline): string {
       ["Buffer_Max_Size", `${MAX_LINE_BYTES / 1024}k`],
       ["Skip_Long_Lines", "On"],
       ["storage.type", "filesystem"],
-    ]),
-  ];
-  const match: [string, string] = ["Match", FLUENT_BIT_TAG];
+    ]));
+  }
+  // `app*` takes every stream's tag (`app`, `app.<container>`).
+  const match: [string, string] = ["Match", all.length > 1 ? `${APP_TAG}*` : APP_TAG];
+  const jsonTags = all.filter((s) => s.parser === "json").map((s) => s.tag);
+  const jsonMatch: [string, string] = jsonTags.length === all.length
+    ? match
+    : ["Match_Regex", `^(${jsonTags.map((t) => t.replaceAll(".", "\\.")).join("|")})$`];
+
   lines.push(...section("FILTER", [
     ["Name", "lua"],
     match,
     ["call", "sidecar_utf8"],
     ["code", UTF8_LUA],
   ]));
-  if (p.parser === "json") {
+  if (jsonTags.length > 0) {
     // The parser filter keeps an existing key over a parsed one of the same name, so the
     // agent's keys are held aside, the JSON object's keys that collide with them nested
     // under app_fields, and the agent's keys put back. A line that is not a JSON object
     // keeps its (held) text.
     lines.push(
-      ...section("FILTER", [["Name", "modify"], match, ["Rename", `log ${HOLD}log`], [
+      ...section("FILTER", [["Name", "modify"], jsonMatch, ["Rename", `log ${HOLD}log`], [
         "Rename",
         `file ${HOLD}file`,
       ]]),
       ...section("FILTER", [
         ["Name", "parser"],
-        match,
+        jsonMatch,
         ["Key_Name", `${HOLD}log`],
         ["Parser", JSON_PARSER],
         ["Reserve_Data", "On"],
       ]),
       ...section("FILTER", [
         ["Name", "nest"],
-        match,
+        jsonMatch,
         ["Operation", "nest"],
         ...[...RESERVED_KEYS, APP_FIELDS_KEY].map((k): [string, string] => ["Wildcard", k]),
         ["Nest_under", APP_FIELDS_KEY],
       ]),
-      ...section("FILTER", [["Name", "modify"], match, ["Rename", `${HOLD}log log`], [
+      ...section("FILTER", [["Name", "modify"], jsonMatch, ["Rename", `${HOLD}log log`], [
         "Rename",
         `${HOLD}file file`,
       ]]),

@@ -5,6 +5,7 @@
  */
 import { AGENT_STATE_DIR, FORWARD_CA_DIR } from "./paths.ts";
 import {
+  containerFiles,
   containerPaths,
   firstLine,
   FLUSH_SECONDS,
@@ -16,6 +17,7 @@ import {
   type Parser,
   type Pipeline,
   RETRY_MAX_SECONDS,
+  streams,
 } from "./pipeline.ts";
 import { FLUENTD_PLUGIN_TYPE } from "./fluentd_plugin.ts";
 
@@ -36,29 +38,47 @@ import { FLUENTD_PLUGIN_TYPE } from "./fluentd_plugin.ts";
  * ```
  */
 export function fluentdConfig(p: Pipeline): string {
-  const lines = [
-    "<source>",
-    "  @type tail",
-    "  @id app_logs",
-    `  path ${p.logDir}/**/*.log`,
-    `  pos_file ${AGENT_STATE_DIR}/tail.pos`,
-    "  pos_file_compaction_interval 1h",
-    "  path_key file",
-    // One tag for every file (the path is the record's `file`): out_forward keys chunks by
-    // tag, and a chunk per file made hundreds of files ship one chunk after another.
-    "  tag app",
-    "  read_from_head true",
-    "  follow_inodes true",
-    `  refresh_interval ${FLUSH_SECONDS}`,
-    "  rotate_wait 30",
-    `  max_line_size ${MAX_LINE_BYTES}`,
-    ...fluentdParse(p.parser ?? "none"),
-    "</source>",
+  const all = streams(p);
+  const own = all.flatMap((s) => s.container === undefined ? [] : [s.container]);
+  const lines = all.flatMap((s) => {
+    const [file, dir] = s.container === undefined ? [] : containerFiles(p, s.container);
+    const excluded = own.flatMap((c) => {
+      const [f, d] = containerFiles(p, c);
+      return [f, `${d}**/*.log`];
+    });
+    return [
+      "<source>",
+      "  @type tail",
+      `  @id app_logs${s.container === undefined ? "" : `_${s.container}`}`,
+      `  path ${s.container === undefined ? `${p.logDir}/**/*.log` : `${file},${dir}**/*.log`}`,
+      ...(s.container === undefined && excluded.length > 0
+        ? [`  exclude_path ${JSON.stringify(excluded)}`]
+        : []),
+      `  pos_file ${AGENT_STATE_DIR}/tail${s.container === undefined ? "" : `-${s.container}`}.pos`,
+      "  pos_file_compaction_interval 1h",
+      "  path_key file",
+      // One tag for every file (the path is the record's `file`): out_forward keys chunks by
+      // tag, and a chunk per file made hundreds of files ship one chunk after another.
+      `  tag ${s.tag}`,
+      "  read_from_head true",
+      "  follow_inodes true",
+      `  refresh_interval ${FLUSH_SECONDS}`,
+      "  rotate_wait 30",
+      `  max_line_size ${MAX_LINE_BYTES}`,
+      ...fluentdParse(s.parser),
+      "</source>",
+    ];
+  });
+  for (const s of all) {
     // Every record valid UTF-8 (and, with parser json, JSON lines as fields).
-    "<filter app.**>",
-    `  @type ${FLUENTD_PLUGIN_TYPE}`,
-    ...(p.parser === "json" ? ["  parser json"] : []),
-    "</filter>",
+    lines.push(
+      `<filter ${s.tag}>`,
+      `  @type ${FLUENTD_PLUGIN_TYPE}`,
+      ...(s.parser === "json" ? ["  parser json"] : []),
+      "</filter>",
+    );
+  }
+  lines.push(
     "<filter app.**>",
     "  @type record_transformer",
     ...(onlyContainer(p) === undefined ? ["  enable_ruby true"] : []),
@@ -69,7 +89,7 @@ export function fluentdConfig(p: Pipeline): string {
     `    node "#{ENV['NODE_NAME']}"`,
     "  </record>",
     "</filter>",
-  ];
+  );
   if (p.output.type === "raw") return [...lines, p.output.config].join("\n");
   // out_forward needs chunks keyed by tag; out_file on stdout takes one stream.
   const chunkKeys = p.output.type === "forward" ? "tag" : "[]";

@@ -122,11 +122,45 @@ export interface Pipeline {
   output: Output;
   /** How lines become records; `none` when absent. */
   parser?: Parser;
+  /** Containers whose files are read with another parser than `parser`. */
+  containerParsers?: Readonly<Record<string, Parser>>;
   /** Names of the app containers that write to the log volume. */
   containers: readonly string[];
   /** Bound of buffered records on the state volume, in bytes. */
   bufferBytes: number;
 }
+
+/** The tag of every file read with the pod's parser; a container with its own parser adds `.<name>`. */
+export const APP_TAG = "app";
+
+/** Files read alike: their tag, their parser, and the container when it has a parser of its own. */
+export interface Stream {
+  tag: string;
+  parser: Parser;
+  container?: string;
+}
+
+/** The pod's stream, then one per container with a parser of its own (its files: {@linkcode containerGlobs}). */
+export function streams(p: Pipeline): Stream[] {
+  const parser = p.parser ?? "none";
+  const own = Object.entries(p.containerParsers ?? {}).filter(([c, other]) =>
+    p.containers.includes(c) && other !== parser
+  );
+  return [
+    { tag: APP_TAG, parser },
+    ...own.map(([container, other]) => ({
+      tag: `${APP_TAG}.${container}`,
+      parser: other,
+      container,
+    })),
+  ];
+}
+
+/** A container's files: the file named after it and what lies under the directory named after it. */
+export const containerFiles = (p: Pipeline, container: string): [string, string] => [
+  `${p.logDir}/${container}.log`,
+  `${p.logDir}/${container}/`,
+];
 
 /** The only app container, which every record names; `undefined` when several share the volume. */
 export const onlyContainer = (p: Pipeline): string | undefined =>

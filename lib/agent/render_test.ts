@@ -25,7 +25,7 @@ const MULTILINE: MultilineParser[] = ["java", "python", "go"];
 Deno.test("fluentd: every parser renders; every record passes the UTF-8 plugin, json only with parser json", () => {
   for (const parser of PARSERS) {
     const text = fluentdConfig(pipeline(parser));
-    assert.match(text, /<filter app\.\*\*>\n {2}@type sidecar_record\n/, parser);
+    assert.match(text, /<filter app>\n {2}@type sidecar_record\n/, parser);
     assert.equal(/ {2}parser json\n/.test(text), parser === "json", parser);
     assert.match(text, / {2}tag app\n/);
     const multiline = parser !== "none" && parser !== "json";
@@ -112,4 +112,37 @@ Deno.test("the first-line regexes split testdata/records/*.log into line, trace,
       assert.ok(re.test(l), `${parser}: ${l}`);
     }
   }
+});
+
+Deno.test("a container's own parser reads its files in a stream of their own, excluded from the pod's", () => {
+  const p: Pipeline = {
+    ...pipeline("none", ["web", "worker", "side"]),
+    containerParsers: { web: "json", worker: "java", side: "none" },
+  };
+  const fd = fluentdConfig(p);
+  assert.equal(fd.match(/<source>/g)?.length, 3, "side has the pod's parser: no stream of its own");
+  assert.ok(
+    fd.includes(
+      '  exclude_path ["/var/log/app/web.log","/var/log/app/web/**/*.log",' +
+        '"/var/log/app/worker.log","/var/log/app/worker/**/*.log"]\n',
+    ),
+  );
+  assert.match(
+    fd,
+    /@id app_logs_web\n {2}path \/var\/log\/app\/web\.log,\/var\/log\/app\/web\/\*\*\/\*\.log\n {2}pos_file \/var\/lib\/sidecar-injector\/tail-web\.pos\n[^]*?tag app\.web\n[^]*?@type none\n/,
+  );
+  assert.match(fd, /@id app_logs_worker\n[^]*?tag app\.worker\n[^]*?@type multiline\n/);
+  assert.match(fd, /<filter app\.web>\n {2}@type sidecar_record\n {2}parser json\n<\/filter>/);
+  assert.match(fd, /<filter app\.worker>\n {2}@type sidecar_record\n<\/filter>/);
+  const bit = fluentBitConfig({ ...p, containerParsers: { web: "json" } });
+  assert.equal(bit.match(/\[INPUT\]/g)?.length, 2);
+  assert.match(bit, /Exclude_Path +\/var\/log\/app\/web\.log,\/var\/log\/app\/web\/\*\n/);
+  assert.match(
+    bit,
+    /Path +\/var\/log\/app\/web\.log,\/var\/log\/app\/web\/\*\.log,\/var\/log\/app\/web\/\*\/\*\.log,/,
+  );
+  assert.match(bit, /Tag +app\.web\n {4}DB +\/var\/lib\/sidecar-injector\/tail-web\.db/);
+  assert.match(bit, /Name +lua\n {4}Match +app\*\n/);
+  assert.match(bit, /Name +parser\n {4}Match_Regex +\^\(app\\\.web\)\$\n/);
+  assert.ok(fluentBitParsers({ ...p, containerParsers: { web: "json" } }));
 });

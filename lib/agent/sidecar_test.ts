@@ -352,3 +352,26 @@ Deno.test("a profile's parser is the default; fluent-bit refuses java, python an
   assert.throws(() => parseConfig("profiles:\n  fluentd: { parser: yaml }\n"), /must be one of/);
   assert.equal(defaultConfig().profiles.fluentd?.parser, "none");
 });
+
+Deno.test("parser.<container> annotations: for an app container and a parser its agent runs, else a warning", () => {
+  const r = injected(
+    pod({
+      "sidecar-injector.io/parser.web": "json",
+      "sidecar-injector.io/parser.nope": "json",
+      "sidecar-injector.io/parser.worker": "yaml",
+    }, ["web", "worker"]),
+  );
+  const config = r.out.metadata?.annotations?.[CONFIG] ?? "";
+  assert.match(config, /<filter app\.web>\n {2}@type sidecar_record\n {2}parser json/);
+  assert.doesNotMatch(config, /app\.worker/);
+  const warnings = r.result.warnings.join("\n");
+  assert.match(warnings, /parser\.nope="json" ignored: no app container named "nope"/);
+  assert.match(warnings, /parser\.worker="yaml" ignored: must be one of/);
+  const bit = injected(
+    pod({
+      "sidecar-injector.io/profile": "fluent-bit",
+      "sidecar-injector.io/parser.web": "java",
+    }, ["web", "worker"]),
+  );
+  assert.match(bit.result.warnings.join("\n"), /agent fluent-bit cannot run parser java/);
+});

@@ -203,6 +203,7 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
     containers: apps.map((c) => c.name),
     bufferBytes,
     parser: profile.parser,
+    containerParsers: chooseContainerParsers(annotations, apps, profile, warnings),
   });
   const fromAnnotation = (path: string, annotation: string) => ({
     path,
@@ -430,6 +431,29 @@ function chooseProfile(
     }
   });
   return { name, profile };
+}
+
+/** The `parser.<container>` annotations that name an app container and a parser its agent runs. */
+function chooseContainerParsers(
+  annotations: Record<string, string>,
+  apps: Container[],
+  profile: Profile,
+  warnings: string[],
+): Record<string, Parser> {
+  const chosen: Record<string, Parser> = {};
+  const prefix = `${ANNOTATION_PREFIX}parser.`;
+  for (const [key, value] of Object.entries(annotations)) {
+    if (!key.startsWith(prefix)) continue;
+    const name = key.slice(prefix.length);
+    const why = !apps.some((c) => c.name === name)
+      ? `no app container named ${JSON.stringify(name)} gets the log volume`
+      : !PARSERS.includes(value as Parser)
+      ? `must be one of ${PARSERS.join(", ")}`
+      : checkParser(profile.agent, value as Parser);
+    if (why) warnings.push(invalid(`parser.${name}`, value, why));
+    else chosen[name] = value as Parser;
+  }
+  return chosen;
 }
 
 function chooseContainers(

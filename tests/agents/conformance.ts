@@ -52,13 +52,14 @@ function render(
   podPatch: Partial<Pod["spec"]> = {},
   containers = ["app"],
   parser: Parser = "none",
+  annotations: Record<string, string> = {},
 ): Pod {
   const config = parseConfig(
     `defaultProfile: ${agent}\nprofiles:\n  ${agent}:\n    output: ${output}\n    parser: ${parser}\n`,
     "conformance",
   );
   const pod: Pod = {
-    metadata: { name: `${agent}-pod`, namespace: NAMESPACE },
+    metadata: { name: `${agent}-pod`, namespace: NAMESPACE, annotations },
     spec: {
       nodeName: NODE,
       containers: containers.map((name) => ({ name, image: "busybox" })),
@@ -692,6 +693,67 @@ for (const agent of AGENTS) {
       assert.equal(row.duplicates, 0);
       assert.ok(ms < 10_000, `300 files took ${ms} ms`);
     });
+  });
+}
+
+for (const agent of AGENTS) {
+  Deno.test(`${agent}: parser.<container> annotations: each container's files read with its own parser`, async () => {
+    const annotations: Record<string, string> = { "sidecar-injector.io/parser.web": "json" };
+    if (agent === "fluentd") annotations["sidecar-injector.io/parser.worker"] = "java";
+    const pod = render(agent, "{ type: stdout }", {}, ["web", "worker"], "none", annotations);
+    const box = await PodSandbox.create(pod);
+    const dir = box.dir("app-logs");
+    const java = (await Deno.readTextFile(
+      new URL("../../testdata/records/java.log", import.meta.url),
+    )).trimEnd().split("\n");
+    await Deno.writeTextFile(`${dir}/web.log`, '{"msg":"hi","user":"ada"}\nplain web line\n');
+    await Deno.mkdir(`${dir}/worker/jobs`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/worker/jobs/run.log`, java.join("\n") + "\n");
+    await Deno.writeTextFile(`${dir}/other.log`, '{"msg":"not parsed"}\n');
+    const run = box.start(agent, agents);
+    const records = () => run.stdout.filter((l) => l !== "").map((l) => JSON.parse(l) as Rec);
+    const workerRecords = agent === "fluentd" ? 3 : java.length;
+    try {
+      await waitFor("every record", () => records().length >= 3 + workerRecords, 30_000, run);
+      await new Promise((r) => setTimeout(r, 1500));
+      const got = records();
+      assert.equal(got.length, 3 + workerRecords, run.stdout.join("\n"));
+      const of = (file: string) => got.filter((r) => r.file === `${LOG_DIR}/${file}`);
+      const [hi, plain] = of("web.log");
+      assert.equal(hi?.msg, "hi");
+      assert.equal(hi?.user, "ada");
+      assert.equal(hi?.container, "web");
+      assert.equal(hi?.log, undefined);
+      assert.equal(plain?.log, "plain web line");
+      const worker = of("worker/jobs/run.log");
+      assert.ok(worker.every((r) => r.container === "worker"));
+      if (agent === "fluentd") {
+        assert.deepEqual(worker.map((r) => r.log), [
+          java[0],
+          java.slice(1, -1).join("\n"),
+          java.at(-1),
+        ]);
+      } else {
+        assert.deepEqual(worker.map((r) => r.log), java);
+      }
+      assert.deepEqual(of("other.log").map((r) => r.log), ['{"msg":"not parsed"}']);
+      rows.push({
+        agent,
+        scenario: `parser.<container>: web json${
+          agent === "fluentd" ? ", worker java" : ""
+        }, other files none`,
+        sent: 3 + java.length,
+        received: got.length,
+        lost: 0,
+        duplicates: 0,
+        p50Ms: 0,
+        maxMs: 0,
+        peakRssMiB: Math.round(run.peakRssKiB / 1024),
+      });
+    } finally {
+      await run.oomKill();
+      await box.remove();
+    }
   });
 }
 
