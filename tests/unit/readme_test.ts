@@ -1,6 +1,8 @@
 /** The README and the docs must match the code, and every page must be reachable. */
 import assert from "node:assert/strict";
-import { ANNOTATION_PREFIX, parseConfig, POD_ANNOTATIONS } from "../../lib/mod.ts";
+import type { Pod } from "kubernetes-types/core/v1.d.ts";
+import { ANNOTATION_PREFIX, inject, parseConfig, POD_ANNOTATIONS } from "../../lib/mod.ts";
+import { checkParser, type Parser, PARSERS } from "../../lib/agent/mod.ts";
 
 const read = (path: string) => Deno.readTextFileSync(new URL(`../../${path}`, import.meta.url));
 const readme = read("README.md");
@@ -61,4 +63,35 @@ Deno.test("README.md is a short front page that links every page of docs/, and e
       assert.ok(isFile(new URL(target!, base)), `${file} links ${target}, which does not exist`);
     }
   }
+});
+
+Deno.test("docs/log-path.md's Records section matches the parsers the agents run, and the README links it", () => {
+  const log = read("docs/log-path.md");
+  assert.match(readme, /\(docs\/log-path\.md#records\)/);
+  const section = log.slice(log.indexOf("## Records"), log.indexOf("## Agent conformance suite"));
+  const rows = [
+    ...section.matchAll(
+      /^\| `(\w+)` +\|[^|]+\| (yes|refused[^|]*?) +\| (yes|refused[^|]*?) +\|$/gm,
+    ),
+  ];
+  assert.deepEqual(rows.map((m) => m[1]), [...PARSERS]);
+  for (const [, parser, fluentd, fluentBit] of rows) {
+    for (const [agent, said] of [["fluentd", fluentd], ["fluent-bit", fluentBit]] as const) {
+      const refusal = checkParser(agent, parser as Parser);
+      assert.equal(said === "yes", refusal === undefined, `${agent} ${parser}: ${said}`);
+    }
+  }
+  assert.ok(section.includes(checkParser("fluent-bit", "java")!.slice(0, 40)));
+  // The inputs quoted are the files the conformance suite feeds the agents.
+  for (const lang of ["java", "python", "go"]) {
+    const file = read(`testdata/records/${lang}.log`);
+    assert.ok(section.includes("```text\n" + file + "```"), `testdata/records/${lang}.log`);
+  }
+  // What the CLI (inject()) renders for the annotation the section names.
+  const pod: Pod = {
+    metadata: { name: "p", annotations: { "sidecar-injector.io/parser": "json" } },
+    spec: { containers: [{ name: "app" }] },
+  };
+  const patch = inject(pod, parseConfig("", "empty")).patch;
+  assert.match(JSON.stringify(patch), /@type sidecar_record\\n  parser json/);
 });
