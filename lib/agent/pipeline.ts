@@ -98,8 +98,11 @@ export function firstLine(parser: MultilineParser): string {
   return `^(?!${CONTINUATION[parser].join("|")})`;
 }
 
-/** The last (or only) record of a multiline burst is emitted this long after its last line. */
-export const MULTILINE_FLUSH_SECONDS = 5;
+/**
+ * The last (or only) record of a multiline burst is emitted this long after its last line; a
+ * trace is written at once, and the output's flush and the file's discovery come on top.
+ */
+export const MULTILINE_FLUSH_SECONDS = 3;
 
 /**
  * Why `agent` cannot run `parser`, or `undefined` when it can. Fluent Bit's

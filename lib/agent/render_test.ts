@@ -32,7 +32,7 @@ Deno.test("fluentd: every parser renders; every record passes the UTF-8 plugin, 
     assert.equal(text.includes("@type multiline"), multiline, parser);
     if (multiline) {
       assert.ok(text.includes(`    format_firstline /${firstLine(parser)}/\n`), parser);
-      assert.match(text, /multiline_flush_interval 5s\n {2}emit_unmatched_lines true/);
+      assert.match(text, /multiline_flush_interval 3s\n {2}emit_unmatched_lines true/);
       assert.match(text, /format1 \/\(\?<log>\.\*\)\//);
     } else {
       assert.match(text, /@type none\n {4}message_key log/);
