@@ -396,8 +396,16 @@ for (const agent of AGENTS) {
         // copytruncate loses what the agent has not read when the file is truncated: logrotate's known gap.
         await Deno.copyFile(`${dir}/app.log`, `${dir}/app.log.2`);
         await Deno.truncate(`${dir}/app.log`, 0);
+        // Fluentd's in_tail sees a truncation only as a size below its position: lines written
+        // after it that bring the file back to that size before its next check are skipped
+        // (docs/log-path.md). The app's next lines come after that check here.
+        if (agent === "fluentd") await new Promise((r) => setTimeout(r, 2000));
         await app.write("app.log", 200);
-        await waitFor("copytruncate", delivered(app, sink), 20_000, run);
+        await waitFor("copytruncate", delivered(app, sink), 20_000, run).catch((e) => {
+          const got = new Set(sink().map((r) => String(r.record.log)));
+          const missing = [...app.sentAt.keys()].filter((l) => !got.has(l));
+          throw new Error(`missing ${missing.length}: ${missing[0]} .. ${missing.at(-1)}\n${e}`);
+        });
         await app.write("app.log", 100);
         await Deno.rename(`${dir}/app.log`, `${dir}/app-2.log`);
         await app.write("app.log", 200);
