@@ -1,5 +1,5 @@
 /**
- * The Fluent Bit config (classic format: tail, modify, record_modifier,
+ * The Fluent Bit config (classic format: tail, lua, parser, nest, modify, record_modifier,
  * filesystem storage, stdout or forward) rendered from a pipeline.
  * @module
  */
@@ -45,11 +45,11 @@ const JSON_PARSER = "sidecar_json";
 const HOLD = "__sidecar_";
 
 /**
- * Lua: each byte of \`log\` that is not part of valid UTF-8 becomes U+E000 +
+ * Lua: each byte of `log` that is not part of valid UTF-8 becomes U+E000 +
  * the byte, as Fluentd's plugin does, so every record is valid UTF-8 on
  * stdout and over forward alike (Fluent Bit alone drops some such bytes when
  * it writes JSON, and forwards them raw). Lines without a byte >= 0x80 cost one
- * \`find\`.
+ * `find`.
  */
 const UTF8_LUA = [
   "function sidecar_utf8(tag, ts, record)",
