@@ -1,5 +1,5 @@
 /**
- * The Fluentd config (in_tail, record_transformer, file buffer, out_file on
+ * The Fluentd config (in_tail, the injector's filter plugin, record_transformer, file buffer, out_file on
  * stdout or out_forward) rendered from a pipeline.
  * @module
  */

@@ -93,5 +93,5 @@ Deno.test("docs/log-path.md's Records section matches the parsers the agents run
     spec: { containers: [{ name: "app" }] },
   };
   const patch = inject(pod, parseConfig("", "empty")).patch;
-  assert.match(JSON.stringify(patch), /@type sidecar_record\\n  parser json/);
+  assert.match(JSON.stringify(patch), /@type sidecar_record\\n {2}parser json/);
 });
