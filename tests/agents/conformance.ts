@@ -499,7 +499,9 @@ for (const agent of AGENTS) {
         await app.write("app.log", 300);
         // A multiline parser holds the record it is joining in memory until the flush interval
         // passes (its lines are read, their position saved): a kill before loses it (docs/log-path.md).
-        await new Promise((r) => setTimeout(r, MULTILINE.includes(parser) ? 7000 : 4000));
+        // Fluentd may take several seconds to start on a loaded machine: 12 s covers its start,
+        // the 300 lines and the flush interval.
+        await new Promise((r) => setTimeout(r, MULTILINE.includes(parser) ? 12_000 : 4000));
         run.sample();
         await run.oomKill(); // killed mid-backlog
         peak = Math.max(peak, run.peakRssKiB);
@@ -511,7 +513,13 @@ for (const agent of AGENTS) {
         await Deno.writeTextFile(hosts, "127.0.0.1 localhost aggregator.logging.test\n");
         await agg.up();
         const back = performance.now();
-        await waitFor("the backlog after the outage", delivered(app, sink), 90_000, run);
+        await waitFor("the backlog after the outage", delivered(app, sink), 90_000, run).catch(
+          (e) => {
+            const got = new Set(sink().map((r) => String(r.record.log)));
+            const missing = [...app.sentAt.keys()].filter((l) => !got.has(l));
+            throw new Error(`missing ${missing.length}: ${missing.join(" ").slice(0, 200)}\n${e}`);
+          },
+        );
         const drainMs = performance.now() - back;
         peak = Math.max(peak, run.peakRssKiB);
         const row = tally(
