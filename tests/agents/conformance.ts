@@ -758,8 +758,8 @@ for (const agent of AGENTS) {
         agent,
         scenario: `parser.<container>: web json${
           agent === "fluentd" ? ", worker java" : ""
-        }, other files none`,
-        sent: 3 + java.length,
+        }, other files none (${3 + java.length} lines → ${got.length} records)`,
+        sent: got.length,
         received: got.length,
         lost: 0,
         duplicates: 0,
