@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { load } from "js-yaml";
+import { collapseCel, diff } from "./compare.ts";
 import {
   type K8sObject,
   key,
@@ -17,44 +18,6 @@ import {
   renderKustomize,
   withCertManagerComponent,
 } from "./helm.ts";
-
-/** Every path where `a` and `b` differ, with both values. */
-export function diff(a: unknown, b: unknown, path = ""): string[] {
-  if (JSON.stringify(a) === JSON.stringify(b)) return [];
-  const show = (v: unknown) => v === undefined ? "(absent)" : JSON.stringify(v);
-  if (Array.isArray(a) && Array.isArray(b)) {
-    const out: string[] = [];
-    for (let i = 0; i < Math.max(a.length, b.length); i++) {
-      out.push(...diff(a[i], b[i], `${path}[${i}]`));
-    }
-    return out;
-  }
-  const isMap = (v: unknown): v is Record<string, unknown> =>
-    typeof v === "object" && v !== null && !Array.isArray(v);
-  if (isMap(a) && isMap(b)) {
-    const out: string[] = [];
-    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      out.push(...diff(a[k], b[k], path ? `${path}.${k}` : k));
-    }
-    return out;
-  }
-  return [`${path || "(whole object)"}: kustomize ${show(a)}, helm ${show(b)}`];
-}
-
-/**
- * CEL ignores whitespace, and kustomize's YAML library folds the more-indented lines of a `>-`
- * scalar differently from Helm's: CEL `expression`s are compared with whitespace collapsed.
- */
-function collapseCel(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(collapseCel);
-  if (typeof v !== "object" || v === null) return v;
-  return Object.fromEntries(
-    Object.entries(v).map(([k, x]) => [
-      k,
-      k === "expression" && typeof x === "string" ? x.replace(/\s+/g, " ").trim() : collapseCel(x),
-    ]),
-  );
-}
 
 /** Makes a chart object comparable with its kustomize twin (see the module doc). */
 function comparable(o: K8sObject, labelsKept: string[]): K8sObject {

@@ -39,7 +39,11 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	cfg := ctrl.GetConfigOrDie()
+	// The injector's server-side apply field manager is taken from the user agent, as in
+	// cert-manager's own binary; an empty one makes every apply fail.
+	cfg.UserAgent = "cert-manager-cainjector/v1.21.2 (sidecar-injector e2e)"
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
