@@ -162,7 +162,7 @@ Deno.test("certManager: the MWC's inject-ca-from names the Certificate whose Sec
 });
 
 Deno.test("another namespace and fullnameOverride: every reference follows", async () => {
-  const objs = await renderChart({ fullnameOverride: "si", audit: { enabled: true } }, {
+  const objs = await renderChart({ fullnameOverride: "si" }, {
     namespace: "logging",
     release: "r1",
   });
@@ -183,14 +183,30 @@ Deno.test("another namespace and fullnameOverride: every reference follows", asy
     port: 443,
   });
   assert.ok(hook.namespaceSelector.matchExpressions[0].values.includes("logging"));
-  assert.deepEqual(must(objs, "ClusterRole").rules[1].resourceNames, ["si"]);
+  const spec = must(objs, "Deployment").spec.template.spec;
+  assert.equal(spec.serviceAccountName, "si");
+  assert.equal(spec.volumes[1].configMap.name, "si-config");
+  assert.equal(spec.volumes[0].secret.secretName, "si-certs");
+});
+
+Deno.test("audit.enabled: read-only RBAC for the ServiceAccount, the token, --audit-interval", async () => {
+  const objs = await renderChart({ audit: { enabled: true, interval: "2m" } }, {
+    namespace: "logging",
+  });
+  assert.deepEqual(must(objs, "ClusterRole").rules[1].resourceNames, ["sidecar-injector"]);
   assert.deepEqual(must(objs, "ClusterRoleBinding").subjects, [
-    { kind: "ServiceAccount", name: "si", namespace: "logging" },
+    { kind: "ServiceAccount", name: "sidecar-injector", namespace: "logging" },
   ]);
   const spec = must(objs, "Deployment").spec.template.spec;
   assert.equal(spec.automountServiceAccountToken, true);
-  assert.deepEqual(spec.containers[0].args.slice(-2), ["--audit-interval", "5m"]);
-  assert.equal(spec.volumes[1].configMap.name, "si-config");
+  assert.deepEqual(spec.containers[0].args.slice(-2), ["--audit-interval", "2m"]);
+  // The in-server audit looks its objects up by the k8s/ names: another name fails the install.
+  const r = await templateChart({ audit: { enabled: true }, fullnameOverride: "si" });
+  assert.notEqual(r.code, 0);
+  assert.match(
+    r.stderr,
+    /audit\.enabled: the in-server audit reads the objects named sidecar-injector/,
+  );
 });
 
 Deno.test("the agent-present policy always has the webhook's selectors and matchConditions", async () => {
