@@ -34,7 +34,14 @@ import {
 } from "./control_plane/webhook.ts";
 import { b64, E2E_TEST_OPTS } from "./control_plane/pods.ts";
 import { collapseCel, diff } from "../helm/compare.ts";
-import { CHART, helm, type K8sObject, parseObjects, renderKustomize } from "../helm/helm.ts";
+import {
+  CHART,
+  helm,
+  type K8sObject,
+  parseObjects,
+  renderKustomize,
+  withCertManagerComponent,
+} from "../helm/helm.ts";
 
 const NS = "sidecar-injector";
 const RELEASE = "sidecar-injector";
@@ -250,6 +257,20 @@ Deno.test(
     const dir = await crdsDir();
     await kubectlOk(env, ["apply", "--server-side", "-f", dir]);
     await kubectlOk(env, ["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"]);
+    // The kustomize component's objects are accepted too (dry run: the chart's come next).
+    const component = (await renderKustomize(withCertManagerComponent))
+      .filter((o) => o.apiVersion === "cert-manager.io/v1");
+    assert.equal(component.length, 4);
+    for (const o of component) {
+      const r = await env.cp.kubectl(["create", "--dry-run=server", "-f", "-"], {
+        stdin: JSON.stringify(o),
+      });
+      assert.equal(
+        r.code,
+        0,
+        `k8s/components/cert-manager ${o.kind} ${o.metadata.name}: ${r.stderr}`,
+      );
+    }
     await helmOk(env, ["upgrade", RELEASE, CHART, "-n", NS, "--set", "certManager.enabled=true"]);
     const certs = await env.cp.kubectlJson([
       "get",
