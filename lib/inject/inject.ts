@@ -15,13 +15,8 @@ import {
 } from "./eligibility.ts";
 import { pointer } from "./pointer.ts";
 import { agentIdentity } from "./identity.ts";
-import {
-  AGENT_CONFIG_FILE,
-  checkAgentPaths,
-  fluentBitConfig,
-  fluentdConfig,
-} from "../agent/mod.ts";
-import { renderSidecar, type SidecarNames } from "../agent/mod.ts";
+import { AGENT_CONFIG_FILE, checkAgentPaths, type SidecarNames } from "../agent/mod.ts";
+import { renderFor, type RenderInput } from "./render_cache.ts";
 
 export type { Operation, SkipReason };
 
@@ -64,6 +59,8 @@ export interface InjectResult {
   /** Why the pod was skipped, as a metric label; absent when injected. */
   skip?: SkipReason;
   patch: Operation[];
+  /** The JSON of some of the patch's values, by value, so the encoder need not redo it. */
+  encoded?: ReadonlyMap<unknown, string>;
   warnings: string[];
   profile?: string;
   mode?: Mode;
@@ -218,18 +215,28 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
     volume: names.volume,
     mode,
   };
-  const added: Record<string, string> = { [STATUS_ANNOTATION]: JSON.stringify(status) };
+  // Computed before the agent's identity, so the warnings come in the pod's order.
+  const mountPaths = spec.containers.map((c) =>
+    targets.has(c.name) ? uniqueMountPath(c, profile.logDir, warnings) : undefined
+  );
+  const identity = agentIdentity(spec, apps, warnings);
+  // The one place the renderers' input is built: the cache key is its JSON.
+  const input: RenderInput = {
+    profile,
+    names,
+    sidecar: { native, identity, stateSizeLimit },
+  };
   if (!profile.configMap) {
-    const pipeline = {
+    input.pipeline = {
       logDir: profile.logDir,
       output: profile.output,
       containers: apps.map((c) => c.name),
       bufferBytes,
     };
-    added[CONFIG_ANNOTATION] = profile.agent === "fluentd"
-      ? fluentdConfig(pipeline)
-      : fluentBitConfig(pipeline);
   }
+  const rendered = renderFor(config, input);
+  const added: Record<string, string> = { [STATUS_ANNOTATION]: JSON.stringify(status) };
+  if (rendered.configText !== undefined) added[CONFIG_ANNOTATION] = rendered.configText;
   const patch: Operation[] = [];
   if (!pod.metadata) {
     patch.push({ op: "add", path: pointer("metadata"), value: { annotations: added } });
@@ -243,14 +250,13 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
   append(patch, ["spec", "volumes"], spec.volumes, volumes);
 
   spec.containers.forEach((c, i) => {
-    if (!targets.has(c.name)) return;
-    const mountPath = uniqueMountPath(c, profile.logDir, warnings);
+    const mountPath = mountPaths[i];
+    if (mountPath === undefined) return;
     const mount: VolumeMount = { name: names.volume, mountPath };
     append(patch, ["spec", "containers", i, "volumeMounts"], c.volumeMounts, [mount]);
   });
 
-  const identity = agentIdentity(spec, apps, warnings);
-  const sidecar = renderSidecar(profile, names, { native, identity, stateSizeLimit });
+  const sidecar = rendered.sidecar;
   if (native) append(patch, ["spec", "initContainers"], spec.initContainers, [sidecar]);
   else patch.push({ op: "add", path: pointer("spec", "containers", "-"), value: sidecar });
 
@@ -258,6 +264,7 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
     decision: "injected",
     reason: "",
     patch,
+    encoded: rendered.encoded,
     warnings: warnings.map(capWarning),
     profile: profileName,
     mode,
