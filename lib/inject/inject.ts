@@ -244,7 +244,7 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
     patch.push({ op: "add", path: pointer("metadata", "annotations"), value: added });
   } else {
     for (const [key, value] of Object.entries(added)) {
-      patch.push({ op: "add", path: pointer("metadata", "annotations", key), value });
+      patch.push({ op: "add", path: annotationPath(key), value });
     }
   }
   append(patch, ["spec", "volumes"], spec.volumes, volumes);
@@ -269,6 +269,14 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
     profile: profileName,
     mode,
   };
+}
+
+/** The pointers of the injector's own annotations (a fixed few), escaped once. */
+const annotationPaths = new Map<string, string>();
+function annotationPath(key: string): string {
+  let path = annotationPaths.get(key);
+  if (path === undefined) annotationPaths.set(key, path = pointer("metadata", "annotations", key));
+  return path;
 }
 
 /** kubectl shows warnings verbatim; the apiserver truncates long ones. Keep each short. */
@@ -383,33 +391,38 @@ function chooseProfile(
   }
   const base = config.profiles[name];
   if (!base) throw new Error(`config has no profile ${name}`); // parseConfig guarantees it
-  const profile: Profile = { ...base };
+  // Copied only when an annotation changes it: the config's own (frozen) profile keys the
+  // render cache cheaply.
+  let profile: Profile = base;
+  const own = (): Profile => profile === base ? (profile = { ...base }) : profile;
 
   const use = (
     name: string,
     check: (v: string) => string | undefined,
     apply: (v: string) => void,
   ) => withAnnotation(annotations, name, warnings, check, apply);
-  use("image", (v) => checkImage(v.trim()), (v) => profile.image = v.trim());
+  use("image", (v) => checkImage(v.trim()), (v) => own().image = v.trim());
   use(
     "log-dir",
     (v) => checkLogDir(v) ?? checkAgentPaths(v, profile.agent),
-    (v) => profile.logDir = v,
+    (v) => own().logDir = v,
   );
   // Resources are copied, never changed in place: the config's objects are shared.
   use("cpu-request", checkQuantity, (cpu) => {
     const { requests, limits } = profile.resources;
-    profile.resources = { ...profile.resources, requests: { ...requests, cpu } };
+    const p = own();
+    p.resources = { ...profile.resources, requests: { ...requests, cpu } };
     if (limits?.cpu !== undefined && quantity(cpu) > quantity(limits.cpu)) {
-      profile.resources.limits = { ...limits, cpu };
+      p.resources.limits = { ...limits, cpu };
       warnings.push(`sidecar-injector: cpu limit raised to ${cpu} to stay >= the requested cpu`);
     }
   });
   use("memory-limit", checkQuantity, (memory) => {
     const { requests, limits } = profile.resources;
-    profile.resources = { ...profile.resources, limits: { ...limits, memory } };
+    const p = own();
+    p.resources = { ...profile.resources, limits: { ...limits, memory } };
     if (requests?.memory !== undefined && quantity(requests.memory) > quantity(memory)) {
-      profile.resources.requests = { ...requests, memory };
+      p.resources.requests = { ...requests, memory };
       warnings.push(
         `sidecar-injector: memory request lowered to ${memory} to stay <= the memory limit`,
       );

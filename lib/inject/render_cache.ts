@@ -4,7 +4,10 @@
  * annotations), the names chosen, the app containers and who the agent runs
  * as, so pods alike share one rendering. The input is built in one place
  * ({@link RenderInput}) and the cache key is its JSON, so an input added to
- * the renderers later is part of the key without anyone remembering it.
+ * the renderers later is part of the key without anyone remembering it. A
+ * frozen part (the profile, its output: the config is deeply frozen) is
+ * named rather than serialised: re-serialising the profile for every pod
+ * cost more than rendering saved.
  * @module
  */
 import type { Container } from "kubernetes-types/core/v1.d.ts";
@@ -37,6 +40,41 @@ export interface Rendered {
   encoded: ReadonlyMap<unknown, string>;
   /** Approximate size held: key, rendered text and encodings. */
   bytes: number;
+}
+
+const frozenIds = new WeakMap<object, string>();
+let nextId = 0;
+
+/**
+ * The cache key of `value`: its JSON, except that a frozen object is written
+ * as a token naming that object (`#12`), which JSON never starts with. A
+ * frozen object cannot change, so its token stands for its content; an equal
+ * but different object only misses the cache. Only deeply frozen data may be
+ * frozen here (the config is).
+ */
+export function renderKey(value: unknown): string {
+  if (typeof value !== "object" || value === null) return JSON.stringify(value) ?? "null";
+  if (Object.isFrozen(value)) {
+    let id = frozenIds.get(value);
+    if (id === undefined) frozenIds.set(value, id = `#${nextId++}`);
+    return id;
+  }
+  if (Array.isArray(value)) {
+    let out = "[";
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      out += `${i > 0 ? "," : ""}${v === undefined ? "null" : renderKey(v)}`;
+    }
+    return out + "]";
+  }
+  let out = "{";
+  const record = value as Record<string, unknown>;
+  for (const k in record) {
+    const v = record[k];
+    if (v === undefined || typeof v === "function") continue;
+    out += `${out.length > 1 ? "," : ""}${JSON.stringify(k)}:${renderKey(v)}`;
+  }
+  return out + "}";
 }
 
 /** Renders the agent's parts for `input`, uncached. */
@@ -86,7 +124,7 @@ export class RenderCache {
 
   /** The rendering of `input`, from the cache when an equal input was rendered before. */
   get(input: RenderInput, render: (input: RenderInput) => Rendered = renderAgent): Rendered {
-    const key = JSON.stringify(input);
+    const key = renderKey(input);
     const found = this.#entries.get(key);
     if (found) {
       this.hits++;

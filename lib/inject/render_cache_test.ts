@@ -4,7 +4,7 @@ import type { Pod } from "kubernetes-types/core/v1.d.ts";
 import { type Config, defaultConfig, parseConfig } from "../config/mod.ts";
 import { inject } from "./inject.ts";
 import { assertPod } from "./pod.ts";
-import { renderAgent, RenderCache, type RenderInput } from "./render_cache.ts";
+import { renderAgent, RenderCache, type RenderInput, renderKey } from "./render_cache.ts";
 
 const testdata = new URL("../../testdata/", import.meta.url);
 
@@ -62,7 +62,8 @@ Deno.test("render cache: every field of the input is part of the key", () => {
   };
   const cache = new RenderCache();
   const a = cache.get(input);
-  assert.equal(cache.get(structuredClone(input)), a, "an equal input is a hit");
+  const equal = { ...input, names: { ...input.names }, sidecar: { ...input.sidecar } };
+  assert.equal(cache.get(equal), a, "an equal input is a hit");
   // An input field the renderers do not know yet (as another change may add) still splits the key.
   const other = cache.get({ ...input, extra: 1 } as RenderInput);
   assert.notEqual(other, a);
@@ -98,4 +99,19 @@ Deno.test("render cache: rendered parts are frozen, so no pod can change another
   const sidecar = (sidecars.value as Array<{ name: string }>)[0]!;
   assert.ok(Object.isFrozen(sidecar));
   assert.throws(() => sidecar.name = "changed", TypeError);
+});
+
+Deno.test("render cache: the key is the input's JSON, a frozen object named by a token", () => {
+  const config = defaultConfig();
+  const frozen = config.profiles.fluentd!;
+  const plain: unknown[] = [
+    { names: { a: "x", b: undefined }, list: [1, undefined, "s", { n: null }] },
+    { profile: structuredClone(frozen), k: [true, false] },
+    ['\u2028"quoted"', 1.5, -0, { 'odd key"': 1 }],
+  ];
+  for (const v of plain) assert.equal(renderKey(v), JSON.stringify(v));
+  const key = renderKey({ profile: frozen });
+  assert.match(key, /^\{"profile":#\d+\}$/);
+  assert.equal(renderKey({ profile: frozen }), key, "same object, same token");
+  assert.notEqual(renderKey({ profile: Object.freeze({ ...frozen }) }), key, "another object");
 });
