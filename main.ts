@@ -20,7 +20,7 @@ const USAGE = `sidecar-injector ${VERSION}
 
 Usage:
   main.ts serve --cert FILE --key FILE [--port 8443] [--host 0.0.0.0] [--config FILE]
-                [--drain-delay-ms 5000] [--max-in-flight 512] [--memory-budget-mib 8]
+                [--drain-delay-ms 5000] [--max-in-flight 512] [--memory-budget-mib 4]
                 [--max-connections 1024] [--metrics-port N]
                 [--log-level info] [--audit-interval 5m [--kubeconfig FILE]]
   main.ts inject -f FILE|- [-o yaml|json] [--config FILE]

@@ -32,12 +32,16 @@ function agentPlace(pod: { spec: { containers: Container[]; initContainers?: Con
   return { native: false, where: j >= 0 ? `containers[${j}]` : "nowhere" };
 }
 
-/** Checks `bodies` against the server `name`; `patched` says whether to apply and inspect the patch. */
+/**
+ * Checks `bodies` against the server `name`; `patched` says whether to apply
+ * and inspect the patch. Each answer's patch (base64) goes into `patches` by body name.
+ */
 export async function checks(
   name: string,
   t: Target,
   bodies: Record<string, Uint8Array>,
   patched: boolean,
+  patches: Map<string, string> = new Map(),
 ): Promise<Check[]> {
   const results: Check[] = [];
   const conn = await connect(t);
@@ -64,7 +68,8 @@ export async function checks(
         if (r.uid !== sent.request.uid) problems.push(`uid ${r.uid} != ${sent.request.uid}`);
         if (r.allowed !== true) problems.push("not allowed");
         if (r.patchType !== "JSONPatch" || typeof r.patch !== "string") problems.push("no patch");
-        else if (patched) {
+        else patches.set(which, r.patch);
+        if (patched && typeof r.patch === "string") {
           const ops = JSON.parse(atob(r.patch));
           const pod = jsonpatch.applyPatch(structuredClone(sent.request.object), ops, true, false)
             .newDocument;
@@ -87,4 +92,22 @@ export async function checks(
     conn.close();
   }
   return results;
+}
+
+/** The Go webhook must answer the server's patch byte for byte: the same work per review. */
+export function samePatches(server: Map<string, string>, go: Map<string, string>): Check[] {
+  return [...server].map(([which, patch]) => {
+    const other = go.get(which);
+    const ok = other === patch;
+    return {
+      target: "Go",
+      what: `patch for ${which} is the server's byte for byte`,
+      ok,
+      detail: ok
+        ? `${atob(patch).length} B`
+        : `server ${atob(patch).length} B, Go ${
+          other === undefined ? "none" : atob(other).length
+        } B`,
+    };
+  });
 }

@@ -2,7 +2,8 @@
 // for `deno task bench` to compare against: decode the AdmissionReview and the
 // pod fields the injector reads, build explicit JSON Patch ops (status
 // annotation, log volume, a mount per app container, a native fluentd sidecar
-// with its inline config), base64 them, answer, and log one JSON line per
+// with its config rendered per review into an annotation — the server's patch
+// byte for byte for the default config), base64 them, answer, and log one JSON line per
 // admission through a buffer flushed every 20 ms. Standard library only;
 // HTTP/1.1 only, as kube-apiserver talks to a webhook behind a Service.
 //
@@ -12,6 +13,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -92,6 +94,9 @@ type admissionLine struct {
 	Operation  string  `json:"operation"`
 	Kind       string  `json:"kind"`
 	Decision   string  `json:"decision"`
+	Reason     string  `json:"reason"`
+	Profile    string  `json:"profile,omitempty"`
+	Mode       string  `json:"mode,omitempty"`
 	DurationMs float64 `json:"durationMs"`
 }
 
@@ -101,27 +106,131 @@ type op struct {
 	Value any    `json:"value"`
 }
 
-const fluentdConfig = "<source>\n  @type tail\n  path /var/log/app/*.log,/var/log/app/**/*.log\n" +
-	"  pos_file /var/log/app/.fluentd-tail.pos\n  tag app.*\n  read_from_head true\n" +
-	"  follow_inodes true\n  <parse>\n    @type none\n  </parse>\n</source>\n" +
-	"<filter app.**>\n  @type record_transformer\n  <record>\n    pod \"#{ENV['POD_NAME']}\"\n" +
-	"    namespace \"#{ENV['POD_NAMESPACE']}\"\n  </record>\n</filter>\n" +
-	"<match app.**>\n  @type stdout\n</match>"
+// The default profile's settings, as lib/config/defaults.ts has them.
+const (
+	logDir     = "/var/log/app"
+	stateDir   = "/var/lib/sidecar-injector"
+	image      = "fluent/fluentd:v1.17-1"
+	stateLimit = "288Mi" // bufferLimit 256Mi + 32Mi
+	status     = `{"version":1,"profile":"fluentd","sidecar":"fluentd","image":"` + image + `","volume":"app-logs","mode":"native"}`
+	configKey  = "sidecar-injector.io/agent-config"
+)
+
+// fluentdConfig renders the agent config per review from the app containers'
+// names, line for line what lib/agent/fluentd.ts renders for the default
+// profile (stdout output, 256 MiB buffer).
+func fluentdConfig(containers []string) string {
+	var b strings.Builder
+	b.Grow(2600)
+	line := func(s ...string) {
+		for _, p := range s {
+			b.WriteString(p)
+		}
+		b.WriteByte('\n')
+	}
+	line("<source>")
+	line("  @type tail")
+	line("  @id app_logs")
+	line("  path ", logDir, "/**/*.log")
+	line("  pos_file ", stateDir, "/tail.pos")
+	line("  pos_file_compaction_interval 1h")
+	line("  path_key file")
+	line("  tag app.*")
+	line("  read_from_head true")
+	line("  follow_inodes true")
+	line("  refresh_interval 1")
+	line("  rotate_wait 30")
+	line("  max_line_size 1048576")
+	line("  <parse>")
+	line("    @type none")
+	line("    message_key log")
+	line("  </parse>")
+	line("</source>")
+	line("<filter app.**>")
+	line("  @type record_transformer")
+	line("  <record>")
+	if len(containers) == 1 {
+		line("    container ", containers[0])
+	} else {
+		line(`    container ${record["file"]}`)
+	}
+	line(`    pod "#{ENV['POD_NAME']}"`)
+	line(`    namespace "#{ENV['POD_NAMESPACE']}"`)
+	line(`    node "#{ENV['NODE_NAME']}"`)
+	line("  </record>")
+	line("</filter>")
+	if len(containers) > 1 {
+		tag := "app." + strings.ReplaceAll(logDir[1:], "/", ".")
+		for _, name := range containers {
+			line("<filter ", tag, ".", name, ".**>")
+			line("  @type record_transformer")
+			line("  <record>")
+			line("    container ", name)
+			line("  </record>")
+			line("</filter>")
+		}
+	}
+	line("<match app.**>")
+	line("  @type file")
+	line("  path /dev/stdout")
+	line(`  path_suffix ""`)
+	line("  append true")
+	line("  <format>")
+	line("    @type json")
+	line("  </format>")
+	line("  <inject>")
+	line("    time_key time")
+	line("    time_type string")
+	line("    time_format %Y-%m-%dT%H:%M:%S.%NZ")
+	line("    utc true")
+	line("  </inject>")
+	line("  <buffer []>")
+	line("    @type file")
+	line("    path ", stateDir, "/buffer")
+	line("    flush_mode interval")
+	line("    flush_interval 1s")
+	line("    flush_at_shutdown true")
+	line("    flush_thread_count 1")
+	line("    retry_forever true")
+	line("    retry_type exponential_backoff")
+	line("    retry_wait 1s")
+	line("    retry_max_interval 30s")
+	line("    chunk_limit_size 2m")
+	line("    total_limit_size 256m")
+	line("    overflow_action block")
+	line("  </buffer>")
+	b.WriteString("</match>")
+	return b.String()
+}
 
 type fieldRef struct {
 	FieldPath string `json:"fieldPath"`
 }
 
+type valueFrom struct {
+	FieldRef fieldRef `json:"fieldRef"`
+}
+
 type envVar struct {
-	Name      string `json:"name"`
-	ValueFrom struct {
-		FieldRef fieldRef `json:"fieldRef"`
-	} `json:"valueFrom"`
+	Name      string     `json:"name"`
+	Value     string     `json:"value,omitempty"`
+	ValueFrom *valueFrom `json:"valueFrom,omitempty"`
+}
+
+type requests struct {
+	CPU              string `json:"cpu"`
+	Memory           string `json:"memory"`
+	EphemeralStorage string `json:"ephemeral-storage"`
+}
+
+type limits struct {
+	CPU    string `json:"cpu"`
+	Memory string `json:"memory"`
 }
 
 type resources struct {
-	Requests map[string]string `json:"requests"`
-	Limits   map[string]string `json:"limits"`
+	Requests requests `json:"requests"`
+	Limits   limits   `json:"limits"`
 }
 
 type securityContext struct {
@@ -129,12 +238,19 @@ type securityContext struct {
 	RunAsUser                int  `json:"runAsUser"`
 	RunAsGroup               int  `json:"runAsGroup"`
 	AllowPrivilegeEscalation bool `json:"allowPrivilegeEscalation"`
+	ReadOnlyRootFilesystem   bool `json:"readOnlyRootFilesystem"`
 	Capabilities             struct {
 		Drop []string `json:"drop"`
 	} `json:"capabilities"`
 	SeccompProfile struct {
 		Type string `json:"type"`
 	} `json:"seccompProfile"`
+}
+
+type agentMount struct {
+	Name      string `json:"name"`
+	MountPath string `json:"mountPath"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
 }
 
 // agent is the sidecar container, typed as a Go webhook would have it (corev1.Container).
@@ -147,37 +263,41 @@ type agent struct {
 	Env             []envVar        `json:"env"`
 	Resources       resources       `json:"resources"`
 	SecurityContext securityContext `json:"securityContext"`
-	VolumeMounts    []mount         `json:"volumeMounts"`
+	VolumeMounts    []agentMount    `json:"volumeMounts"`
 	RestartPolicy   string          `json:"restartPolicy"`
 }
 
 func fieldEnv(name, path string) envVar {
-	e := envVar{Name: name}
-	e.ValueFrom.FieldRef.FieldPath = path
-	return e
+	return envVar{Name: name, ValueFrom: &valueFrom{fieldRef{path}}}
 }
 
-// sidecar builds the agent per review, as the project does (nothing cached).
+// sidecar builds the agent per review (nothing cached).
 func sidecar() agent {
 	a := agent{
 		Name:            "fluentd",
-		Image:           "fluent/fluentd:v1.17-1",
+		Image:           image,
 		ImagePullPolicy: "IfNotPresent",
-		Command:         []string{"fluentd"},
-		Args:            []string{"-c", "/dev/null", "-i", fluentdConfig},
+		Command:         []string{"sh", "-c"},
+		Args:            []string{`mkdir -p -m 0700 "$TMPDIR" && exec fluentd -c /fluentd/etc/fluent.conf -o /dev/stderr`},
 		Env: []envVar{
 			fieldEnv("POD_NAME", "metadata.name"),
 			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 			fieldEnv("NODE_NAME", "spec.nodeName"),
+			{Name: "TMPDIR", Value: stateDir + "/tmp"},
+			{Name: "SERVERENGINE_SOCKETMANAGER_SOCK_DIR", Value: stateDir + "/tmp"},
 		},
 		Resources: resources{
-			Requests: map[string]string{"cpu": "20m", "memory": "64Mi"},
-			Limits:   map[string]string{"cpu": "200m", "memory": "256Mi"},
+			Requests: requests{CPU: "20m", Memory: "96Mi", EphemeralStorage: stateLimit},
+			Limits:   limits{CPU: "500m", Memory: "256Mi"},
 		},
 		SecurityContext: securityContext{
-			RunAsNonRoot: true, RunAsUser: 65534, RunAsGroup: 65534, AllowPrivilegeEscalation: false,
+			RunAsNonRoot: true, RunAsUser: 65534, RunAsGroup: 65534, ReadOnlyRootFilesystem: true,
 		},
-		VolumeMounts:  []mount{{Name: "app-logs", MountPath: "/var/log/app"}},
+		VolumeMounts: []agentMount{
+			{Name: "app-logs", MountPath: logDir, ReadOnly: true},
+			{Name: "app-logs-state", MountPath: stateDir},
+			{Name: "app-logs-config", MountPath: "/fluentd/etc", ReadOnly: true},
+		},
 		RestartPolicy: "Always",
 	}
 	a.SecurityContext.Capabilities.Drop = []string{"ALL"}
@@ -185,26 +305,63 @@ func sidecar() agent {
 	return a
 }
 
-type volume struct {
-	Name     string   `json:"name"`
-	EmptyDir struct{} `json:"emptyDir"`
+type emptyDir struct {
+	SizeLimit string `json:"sizeLimit"`
 }
 
+type downwardItem struct {
+	Path     string   `json:"path"`
+	FieldRef fieldRef `json:"fieldRef"`
+}
+
+type downwardAPI struct {
+	Items []downwardItem `json:"items"`
+}
+
+type volume struct {
+	Name        string       `json:"name"`
+	EmptyDir    *emptyDir    `json:"emptyDir,omitempty"`
+	DownwardAPI *downwardAPI `json:"downwardAPI,omitempty"`
+}
+
+type annotations struct {
+	Status      string `json:"sidecar-injector.io/status"`
+	AgentConfig string `json:"sidecar-injector.io/agent-config"`
+}
+
+// patchFor builds the patch the server answers for the default config, byte
+// for byte (bench checks compare them): status and agent config annotations,
+// log/state/config volumes, a mount per app container, the native sidecar.
+// Stand-in limits: no annotations read but the status, no name or mount-path
+// collisions handled, the agent never takes over an app's user.
 func patchFor(p *pod) []op {
-	status := `{"version":1,"profile":"fluentd","sidecar":"fluentd","image":"fluent/fluentd:v1.17-1","volume":"app-logs","mode":"native"}`
+	names := make([]string, len(p.Spec.Containers))
+	for i, c := range p.Spec.Containers {
+		names[i] = c.Name
+	}
+	config := fluentdConfig(names)
 	var ops []op
 	if p.Metadata.Annotations == nil {
-		ops = append(ops, op{"add", "/metadata/annotations", map[string]string{"sidecar-injector.io/status": status}})
+		ops = append(ops, op{"add", "/metadata/annotations", annotations{status, config}})
 	} else {
 		ops = append(ops, op{"add", "/metadata/annotations/sidecar-injector.io~1status", status})
+		ops = append(ops, op{"add", "/metadata/annotations/sidecar-injector.io~1agent-config", config})
 	}
-	v := volume{Name: "app-logs"}
+	volumes := []volume{
+		{Name: "app-logs", EmptyDir: &emptyDir{"1Gi"}},
+		{Name: "app-logs-state", EmptyDir: &emptyDir{stateLimit}},
+		{Name: "app-logs-config", DownwardAPI: &downwardAPI{[]downwardItem{{
+			Path: "fluent.conf", FieldRef: fieldRef{"metadata.annotations['" + configKey + "']"},
+		}}}},
+	}
 	if p.Spec.Volumes == nil {
-		ops = append(ops, op{"add", "/spec/volumes", []volume{v}})
+		ops = append(ops, op{"add", "/spec/volumes", volumes})
 	} else {
-		ops = append(ops, op{"add", "/spec/volumes/-", v})
+		for _, v := range volumes {
+			ops = append(ops, op{"add", "/spec/volumes/-", v})
+		}
 	}
-	m := mount{Name: "app-logs", MountPath: "/var/log/app"}
+	m := mount{Name: "app-logs", MountPath: logDir}
 	for i, c := range p.Spec.Containers {
 		if c.VolumeMounts == nil {
 			ops = append(ops, op{"add", fmt.Sprintf("/spec/containers/%d/volumeMounts", i), []mount{m}})
@@ -218,6 +375,15 @@ func patchFor(p *pod) []op {
 		ops = append(ops, op{"add", "/spec/initContainers/-", sidecar()})
 	}
 	return ops
+}
+
+// marshal is json.Marshal without HTML escaping, as JavaScript's JSON.stringify writes.
+func marshal(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // logger buffers JSON lines and writes them every 20 ms, as the project's logger does.
@@ -295,10 +461,14 @@ func main() {
 				return
 			}
 			if _, done := p.Metadata.Annotations["sidecar-injector.io/status"]; !done {
-				patch, _ := json.Marshal(patchFor(&p))
+				patch := marshal(patchFor(&p))
 				response.PatchType = "JSONPatch"
 				response.Patch = base64.StdEncoding.EncodeToString(patch)
 				decision = "injected"
+			}
+			profile, mode, reason := "fluentd", "native", ""
+			if decision != "injected" {
+				profile, mode, reason = "", "", "already injected"
 			}
 			name := p.Metadata.Name
 			if name == "" && p.Metadata.GenerateName != "" {
@@ -307,7 +477,7 @@ func main() {
 			log.line(admissionLine{
 				Time: started.UTC().Format(time.RFC3339Nano), Level: "info", Msg: "admission",
 				UID: req.UID, Namespace: req.Namespace, Pod: name, Operation: req.Operation,
-				Kind: req.Kind.Kind, Decision: decision,
+				Kind: req.Kind.Kind, Decision: decision, Reason: reason, Profile: profile, Mode: mode,
 				DurationMs: float64(time.Since(started).Microseconds()) / 1000,
 			})
 		}

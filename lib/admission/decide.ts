@@ -59,7 +59,12 @@ export function decide(request: AdmissionRequest, config: Config): Outcome {
     return {
       decision: result.decision,
       result,
-      answer: { allowed: true, patch: result.patch, warnings: result.warnings },
+      answer: {
+        allowed: true,
+        patch: result.patch,
+        warnings: result.warnings,
+        ...(result.encoded ? { encoded: result.encoded } : {}),
+      },
     };
   } catch (error) {
     // One pod must never break admission for all: fail open unless told otherwise.

@@ -5,7 +5,7 @@
 import { isRecord } from "../json/mod.ts";
 import type { Pod } from "kubernetes-types/core/v1.d.ts";
 import type { Operation } from "fast-json-patch";
-import { assertPod, InvalidPodError } from "../inject/mod.ts";
+import { assertPod, encodePatch, InvalidPodError } from "../inject/mod.ts";
 
 /** The review API versions this webhook speaks; the answer uses the request's. */
 export const REVIEW_VERSIONS = ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"] as const;
@@ -133,6 +133,8 @@ export function decodeReview(text: string): Review {
 export interface Answer {
   allowed: boolean;
   patch?: readonly Operation[];
+  /** The JSON of some of the patch's values, keyed by value (see `encodePatch`). */
+  encoded?: ReadonlyMap<unknown, string>;
   warnings?: readonly string[];
   /** Shown to the user when `allowed` is false. */
   message?: string;
@@ -166,7 +168,9 @@ export function encodeResponse(apiVersion: ReviewVersion, uid: string, answer: A
     JSON.stringify(uid)
   },"allowed":${answer.allowed}`;
   if (answer.patch && answer.patch.length > 0) {
-    out += `,"patchType":"JSONPatch","patch":"${base64(JSON.stringify(answer.patch))}"`;
+    out += `,"patchType":"JSONPatch","patch":"${
+      base64(encodePatch(answer.patch, answer.encoded))
+    }"`;
   }
   if (answer.warnings && answer.warnings.length > 0) {
     out += `,"warnings":${JSON.stringify(answer.warnings)}`;

@@ -6,7 +6,7 @@
  * @module
  */
 export type { Agent, CaSource, Config, Mode, Output, Parser, Profile } from "./types.ts";
-export { defaultConfig, NOBODY, SYSTEM_NAMESPACES } from "./defaults.ts";
+export { deepFreeze, defaultConfig, NOBODY, SYSTEM_NAMESPACES } from "./defaults.ts";
 export { loadConfig, parseConfig, withExcludedNamespace } from "./parse.ts";
 export { ConfigSyntaxError, InvalidConfigError } from "./validator.ts";
 export { checkImage, checkLogDir, checkQuantity, DNS_LABEL_MAX, quantity } from "./fields.ts";

@@ -11,12 +11,12 @@ import type { Deadline } from "./deadline.ts";
 import { HttpError } from "./errors.ts";
 
 /**
- * Default budget: 8 MiB holds 20 reviews of ~400 KB or two of the largest
- * the apiserver sends (~3 MiB) at once, more than 2 cores process anyway;
- * with the V8 heap cap it keeps a storm under the Deployment's 320Mi limit
- * (docs/performance.md).
+ * Default budget: 4 MiB holds 10 reviews of ~400 KB or the largest the
+ * apiserver sends (~3 MiB) at once; a review is parsed and answered without
+ * a pause, so more bodies at once only add memory, not throughput. With the
+ * V8 heap cap it keeps a storm under the Deployment's limit (docs/performance.md).
  */
-export const DEFAULT_MEMORY_BUDGET_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_MEMORY_BUDGET_BYTES = 4 * 1024 * 1024;
 
 interface Waiter {
   bytes: number;

@@ -121,7 +121,14 @@ export async function readBody(req: Incoming, limits: ReadLimits): Promise<strin
       all.set(c, offset);
       offset += c.byteLength;
     }
-    return decode(all);
+    chunks.length = 0;
+    try {
+      return decode(all);
+    } finally {
+      // Ours alone: freed now rather than at a garbage collection, which V8 starts only after
+      // tens of MiB of such outside-the-heap buffers (a storm of large reviews piles them up).
+      all.buffer.transfer(0);
+    }
   } catch (err) {
     body.cancel();
     throw err;

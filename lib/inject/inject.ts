@@ -21,9 +21,9 @@ import {
   checkParser,
   type Parser,
   PARSERS,
-  renderAgentFiles,
+  type SidecarNames,
 } from "../agent/mod.ts";
-import { renderSidecar, type SidecarNames } from "../agent/mod.ts";
+import { renderFor, type RenderInput } from "./render_cache.ts";
 
 export type { Operation, SkipReason };
 
@@ -68,6 +68,8 @@ export interface InjectResult {
   /** Why the pod was skipped, as a metric label; absent when injected. */
   skip?: SkipReason;
   patch: Operation[];
+  /** The JSON of some of the patch's values, by value, so the encoder need not redo it. */
+  encoded?: ReadonlyMap<unknown, string>;
   warnings: string[];
   profile?: string;
   mode?: Mode;
@@ -197,14 +199,30 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
   const apps = spec.containers.filter((c) => targets.has(c.name));
   const bufferBytes = quantity(profile.bufferLimit);
   const stateSizeLimit = `${Math.ceil(bufferBytes / MI) + STATE_MARGIN_MI}Mi`;
-  const files = profile.configMap ? undefined : renderAgentFiles(profile.agent, {
-    logDir: profile.logDir,
-    output: profile.output,
-    containers: apps.map((c) => c.name),
-    bufferBytes,
-    parser: profile.parser,
-    containerParsers: chooseContainerParsers(annotations, apps, profile, warnings),
-  });
+  const containerParsers = chooseContainerParsers(annotations, apps, profile, warnings);
+  // Computed before the agent's identity, so the warnings come in the pod's order.
+  const mountPaths = spec.containers.map((c) =>
+    targets.has(c.name) ? uniqueMountPath(c, profile.logDir, warnings) : undefined
+  );
+  const identity = agentIdentity(spec, apps, warnings);
+  // The one place the renderers' input is built: the cache key is its JSON.
+  const input: RenderInput = {
+    profile,
+    names,
+    sidecar: { native, identity, stateSizeLimit },
+  };
+  if (!profile.configMap) {
+    input.pipeline = {
+      logDir: profile.logDir,
+      output: profile.output,
+      containers: apps.map((c) => c.name),
+      bufferBytes,
+      parser: profile.parser,
+      containerParsers,
+    };
+  }
+  const rendered = renderFor(config, input);
+  const files = rendered.files;
   const fromAnnotation = (path: string, annotation: string) => ({
     path,
     fieldRef: { fieldPath: `metadata.annotations['${annotation}']` },
@@ -251,20 +269,19 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
     patch.push({ op: "add", path: pointer("metadata", "annotations"), value: added });
   } else {
     for (const [key, value] of Object.entries(added)) {
-      patch.push({ op: "add", path: pointer("metadata", "annotations", key), value });
+      patch.push({ op: "add", path: annotationPath(key), value });
     }
   }
   append(patch, ["spec", "volumes"], spec.volumes, volumes);
 
   spec.containers.forEach((c, i) => {
-    if (!targets.has(c.name)) return;
-    const mountPath = uniqueMountPath(c, profile.logDir, warnings);
+    const mountPath = mountPaths[i];
+    if (mountPath === undefined) return;
     const mount: VolumeMount = { name: names.volume, mountPath };
     append(patch, ["spec", "containers", i, "volumeMounts"], c.volumeMounts, [mount]);
   });
 
-  const identity = agentIdentity(spec, apps, warnings);
-  const sidecar = renderSidecar(profile, names, { native, identity, stateSizeLimit });
+  const sidecar = rendered.sidecar;
   if (native) append(patch, ["spec", "initContainers"], spec.initContainers, [sidecar]);
   else patch.push({ op: "add", path: pointer("spec", "containers", "-"), value: sidecar });
 
@@ -272,10 +289,19 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
     decision: "injected",
     reason: "",
     patch,
+    encoded: rendered.encoded,
     warnings: warnings.map(capWarning),
     profile: profileName,
     mode,
   };
+}
+
+/** The pointers of the injector's own annotations (a fixed few), escaped once. */
+const annotationPaths = new Map<string, string>();
+function annotationPath(key: string): string {
+  let path = annotationPaths.get(key);
+  if (path === undefined) annotationPaths.set(key, path = pointer("metadata", "annotations", key));
+  return path;
 }
 
 /** kubectl shows warnings verbatim; the apiserver truncates long ones. Keep each short. */
@@ -390,41 +416,46 @@ function chooseProfile(
   }
   const base = config.profiles[name];
   if (!base) throw new Error(`config has no profile ${name}`); // parseConfig guarantees it
-  const profile: Profile = { ...base };
+  // Copied only when an annotation changes it: the config's own (frozen) profile keys the
+  // render cache cheaply.
+  let profile: Profile = base;
+  const own = (): Profile => profile === base ? (profile = { ...base }) : profile;
 
   const use = (
     name: string,
     check: (v: string) => string | undefined,
     apply: (v: string) => void,
   ) => withAnnotation(annotations, name, warnings, check, apply);
-  use("image", (v) => checkImage(v.trim()), (v) => profile.image = v.trim());
+  use("image", (v) => checkImage(v.trim()), (v) => own().image = v.trim());
   use(
     "parser",
     (v) =>
       PARSERS.includes(v as Parser)
         ? checkParser(profile.agent, v as Parser)
         : `must be one of ${PARSERS.join(", ")}`,
-    (v) => profile.parser = v as Parser,
+    (v) => own().parser = v as Parser,
   );
   use(
     "log-dir",
     (v) => checkLogDir(v) ?? checkAgentPaths(v, profile.agent),
-    (v) => profile.logDir = v,
+    (v) => own().logDir = v,
   );
   // Resources are copied, never changed in place: the config's objects are shared.
   use("cpu-request", checkQuantity, (cpu) => {
     const { requests, limits } = profile.resources;
-    profile.resources = { ...profile.resources, requests: { ...requests, cpu } };
+    const p = own();
+    p.resources = { ...profile.resources, requests: { ...requests, cpu } };
     if (limits?.cpu !== undefined && quantity(cpu) > quantity(limits.cpu)) {
-      profile.resources.limits = { ...limits, cpu };
+      p.resources.limits = { ...limits, cpu };
       warnings.push(`sidecar-injector: cpu limit raised to ${cpu} to stay >= the requested cpu`);
     }
   });
   use("memory-limit", checkQuantity, (memory) => {
     const { requests, limits } = profile.resources;
-    profile.resources = { ...profile.resources, limits: { ...limits, memory } };
+    const p = own();
+    p.resources = { ...profile.resources, limits: { ...limits, memory } };
     if (requests?.memory !== undefined && quantity(requests.memory) > quantity(memory)) {
-      profile.resources.requests = { ...requests, memory };
+      p.resources.requests = { ...requests, memory };
       warnings.push(
         `sidecar-injector: memory request lowered to ${memory} to stay <= the memory limit`,
       );

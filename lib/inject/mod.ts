@@ -20,6 +20,14 @@ export {
   type SkipReason,
   STATUS_ANNOTATION,
 } from "./inject.ts";
+export { encodePatch } from "./patch_json.ts";
+export {
+  renderAgent,
+  RenderCache,
+  type Rendered,
+  renderFor,
+  type RenderInput,
+} from "./render_cache.ts";
 export { assertPod, InvalidPodError } from "./pod.ts";
 export { escapeToken, pointer, prefixPaths } from "./pointer.ts";
 export { injectWorkload, WORKLOAD_KINDS } from "./workload.ts";

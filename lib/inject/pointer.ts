@@ -6,7 +6,8 @@
 
 /** Escapes one reference token: `~` becomes `~0`, then `/` becomes `~1`. */
 export function escapeToken(token: string | number): string {
-  const s = String(token);
+  if (typeof token === "number") return String(token);
+  const s = token;
   if (!s.includes("~") && !s.includes("/")) return s;
   return s.replaceAll("~", "~0").replaceAll("/", "~1");
 }
