@@ -3,6 +3,7 @@
  * filesystem storage, stdout or forward) rendered from a pipeline.
  * @module
  */
+import { fluentBitHttpServer } from "./http.ts";
 import { AGENT_STATE_DIR, FORWARD_CA_DIR } from "./paths.ts";
 import {
   containerRules,
@@ -49,6 +50,7 @@ export function fluentBitConfig(p: Pipeline): string {
       ["storage.backlog.mem_limit", "4M"],
       ["scheduler.base", 1],
       ["scheduler.cap", RETRY_MAX_SECONDS],
+      ...fluentBitHttpServer(p),
     ]),
     ...section("INPUT", [
       ["Name", "tail"],

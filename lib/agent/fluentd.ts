@@ -3,6 +3,7 @@
  * stdout or out_forward) rendered from a pipeline.
  * @module
  */
+import { fluentdMonitorAgent } from "./http.ts";
 import { AGENT_STATE_DIR, FORWARD_CA_DIR } from "./paths.ts";
 import {
   containerRules,
@@ -51,6 +52,7 @@ export function fluentdConfig(p: Pipeline): string {
     "    message_key log",
     "  </parse>",
     "</source>",
+    ...fluentdMonitorAgent(p),
     "<filter app.**>",
     "  @type record_transformer",
     "  <record>",

@@ -23,6 +23,17 @@ export { fluentdConfig } from "./fluentd.ts";
 export { FLUENT_BIT_DEPTH, fluentBitConfig } from "./fluent_bit.ts";
 export { checkFluentdMatch } from "./raw_output.ts";
 export {
+  type AgentHealth,
+  choosePort,
+  declaredPorts,
+  DEFAULT_METRICS_PORT,
+  healthDefaults,
+  METRICS_PATH,
+  METRICS_PORT_ENV,
+  METRICS_PORT_NAME,
+  PROBE_PATH,
+} from "./http.ts";
+export {
   type AgentSpec,
   type Identity,
   renderSidecar,

@@ -41,6 +41,8 @@ export interface Pipeline {
   containers: readonly string[];
   /** Bound of buffered records on the state volume, in bytes. */
   bufferBytes: number;
+  /** Serve metrics on the port in `AGENT_METRICS_PORT` (see `http.ts`). */
+  metrics?: boolean;
 }
 
 /** The tag prefix of a file under `logDir`: both agents tag a file `app.` plus its path with `/` → `.`. */

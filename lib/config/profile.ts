@@ -17,6 +17,7 @@ import {
   checkQuantity,
 } from "./fields.ts";
 import { describe, join, type Validator } from "./validator.ts";
+import { HEALTH_KEYS, readHealth } from "./health.ts";
 
 /** The Fluentd forward protocol's registered port, the default for `output.port`. */
 export const FORWARD_PORT = 24224;
@@ -35,6 +36,7 @@ const PROFILE_KEYS = [
   "configMap",
   "logVolumeSizeLimit",
   "bufferLimit",
+  ...HEALTH_KEYS,
 ] as const;
 
 function readResources(r: Validator, value: unknown, path: string): ResourceRequirements {
@@ -234,6 +236,7 @@ export function readProfile(
   if (obj.configMap !== undefined) {
     p.configMap = r.string(obj.configMap, join(path, "configMap"), checkDnsSubdomain);
   }
+  readHealth(r, obj, path, p);
   const clash = checkAgentPaths(p.logDir, agent);
   if (clash) r.fail(join(path, "logDir"), clash);
   return p;

@@ -22,6 +22,7 @@ import {
   fluentdConfig,
 } from "../agent/mod.ts";
 import { renderSidecar, type SidecarNames } from "../agent/mod.ts";
+import { chooseMetricsPort } from "./metrics_port.ts";
 
 export type { Operation, SkipReason };
 
@@ -210,6 +211,7 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
     );
   }
 
+  const metricsPort = chooseMetricsPort(profile, spec, warnings);
   const status: InjectionStatus = {
     version: 1,
     profile: profileName,
@@ -225,6 +227,7 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
       output: profile.output,
       containers: apps.map((c) => c.name),
       bufferBytes,
+      metrics: metricsPort !== undefined,
     };
     added[CONFIG_ANNOTATION] = profile.agent === "fluentd"
       ? fluentdConfig(pipeline)
@@ -250,7 +253,7 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
   });
 
   const identity = agentIdentity(spec, apps, warnings);
-  const sidecar = renderSidecar(profile, names, { native, identity, stateSizeLimit });
+  const sidecar = renderSidecar(profile, names, { native, identity, stateSizeLimit, metricsPort });
   if (native) append(patch, ["spec", "initContainers"], spec.initContainers, [sidecar]);
   else patch.push({ op: "add", path: pointer("spec", "containers", "-"), value: sidecar });
 
