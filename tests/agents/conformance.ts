@@ -519,6 +519,9 @@ for (const agent of AGENTS) {
           try {
             // A native sidecar holds the app until its startupProbe passes; a classic one does not.
             if (mode === "native") ready.push(await started(run, t0));
+            // Creating and starting the app container takes the runtime a moment, so its file
+            // appears at any point of the agent's once-a-second scan for new files.
+            await sleep(200 + Math.random() * 800);
             await app.write(`run-${i}.log`, 20 + Math.floor(Math.random() * 181));
             const exited = performance.now();
             // The kubelet stops the agent 0.15-0.9 s after the app exits (measured on a real node).
