@@ -61,6 +61,7 @@ export function assertInjected(
   for (const c of all) {
     unique((c.volumeMounts ?? []).map((m) => m.mountPath), `mountPaths of ${c.name}`);
   }
+  unique(all.flatMap((c) => (c.ports ?? []).map((p) => String(p.containerPort))), "ports");
 
   // The sidecar and every targeted app container share the log volume.
   const raw = pod.metadata?.annotations?.[STATUS_ANNOTATION];

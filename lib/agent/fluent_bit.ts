@@ -3,6 +3,7 @@
  * filesystem storage, stdout or forward) rendered from a pipeline.
  * @module
  */
+import { fluentBitHttpServer } from "./http.ts";
 import { AGENT_CONFIG_DIR, AGENT_STATE_DIR, FORWARD_CA_DIR } from "./paths.ts";
 import {
   APP_FIELDS_KEY,
@@ -110,6 +111,7 @@ export function fluentBitConfig(p: Pipeline): string {
       ]] as Array<
         [string, string]
       >),
+      ...fluentBitHttpServer(p),
     ]),
   ];
   const all = streams(p);

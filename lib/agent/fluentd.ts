@@ -3,6 +3,7 @@
  * stdout or out_forward) rendered from a pipeline.
  * @module
  */
+import { fluentdMonitorAgent } from "./http.ts";
 import { AGENT_STATE_DIR, FORWARD_CA_DIR } from "./paths.ts";
 import {
   containerFiles,
@@ -69,6 +70,7 @@ export function fluentdConfig(p: Pipeline): string {
       "</source>",
     ];
   });
+  lines.push(...fluentdMonitorAgent(p));
   for (const s of all) {
     // Every record valid UTF-8 (and, with parser json, JSON lines as fields).
     lines.push(

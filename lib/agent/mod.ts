@@ -29,6 +29,17 @@ export { FLUENT_BIT_DEPTH, FLUENT_BIT_TAG, fluentBitConfig } from "./fluent_bit.
 export { type AgentFiles, renderAgentFiles } from "./render.ts";
 export { checkFluentdMatch } from "./raw_output.ts";
 export {
+  type AgentHealth,
+  choosePort,
+  declaredPorts,
+  DEFAULT_METRICS_PORT,
+  healthDefaults,
+  METRICS_PATH,
+  METRICS_PORT_ENV,
+  METRICS_PORT_NAME,
+  PROBE_PATH,
+} from "./http.ts";
+export {
   type AgentSpec,
   type Identity,
   renderSidecar,

@@ -131,6 +131,8 @@ export interface Pipeline {
   containers: readonly string[];
   /** Bound of buffered records on the state volume, in bytes. */
   bufferBytes: number;
+  /** Serve metrics on the port in `AGENT_METRICS_PORT` (see `http.ts`). */
+  metrics?: boolean;
 }
 
 /** The tag of every file read with the pod's parser; a container with its own parser adds `.<name>`. */

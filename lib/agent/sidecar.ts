@@ -14,9 +14,10 @@ import type {
 import { AGENT_CONFIG_DIR, AGENT_CONFIG_FILE, AGENT_STATE_DIR, FORWARD_CA_DIR } from "./paths.ts";
 import type { Agent } from "./pipeline.ts";
 import { FLUENTD_PLUGIN_DIR } from "./fluentd_plugin.ts";
+import { type AgentHealth, agentHttpFields, METRICS_PORT_ENV } from "./http.ts";
 
 /** What a profile says about the agent container itself. */
-export interface AgentSpec {
+export interface AgentSpec extends AgentHealth {
   agent: Agent;
   containerName: string;
   image: string;
@@ -54,6 +55,8 @@ export interface SidecarOptions {
   identity?: Identity | undefined;
   /** Added as an `ephemeral-storage` request unless the profile sets one. */
   stateSizeLimit?: string | undefined;
+  /** The port of the agent's metrics endpoint; no endpoint, and no probes, when undefined. */
+  metricsPort?: number | undefined;
 }
 
 /** Fluentd's temp dir: Ruby refuses a world-writable one such as an emptyDir's root. */
@@ -99,6 +102,9 @@ export function renderSidecar(
         { name: "SERVERENGINE_SOCKETMANAGER_SOCK_DIR", value: FLUENTD_TMPDIR },
       ]
       : []),
+    ...(options.metricsPort === undefined
+      ? []
+      : [{ name: METRICS_PORT_ENV, value: String(options.metricsPort) }]),
   ].filter((e) => !own.has(e.name));
   const volumeMounts: VolumeMount[] = [
     { name: names.volume, mountPath: profile.logDir, readOnly: true },
@@ -127,6 +133,7 @@ export function renderSidecar(
       ? { ...profile.securityContext, ...options.identity }
       : profile.securityContext,
     volumeMounts,
+    ...agentHttpFields(profile.agent, profile, options.metricsPort),
     ...(options.native ? { restartPolicy: "Always" } : {}),
   };
 }

@@ -197,6 +197,7 @@ Deno.test("profile env is added after the downward-API variables and may overrid
     "NODE_NAME",
     "TMPDIR",
     "SERVERENGINE_SOCKETMANAGER_SOCK_DIR",
+    "AGENT_METRICS_PORT",
     "POD_NAME",
     "X",
   ]);
@@ -374,4 +375,102 @@ Deno.test("parser.<container> annotations: for an app container and a parser its
     }, ["web", "worker"]),
   );
   assert.match(bit.result.warnings.join("\n"), /agent fluent-bit cannot run parser java/);
+});
+
+Deno.test("the agent serves metrics on a named port, probed by startup and liveness probes", () => {
+  for (
+    const [profile, port, path, metrics] of [
+      ["fluentd", 24220, "/api/plugins.json", /@type monitor_agent\n.*\n {2}bind 0\.0\.0\.0\n/],
+      ["fluent-bit", 2020, "/api/v1/uptime", /HTTP_Server +On\n {4}HTTP_Listen +0\.0\.0\.0\n/],
+    ] as const
+  ) {
+    const { sidecar, out } = injected(pod({ "sidecar-injector.io/profile": profile }));
+    assert.deepEqual(sidecar.ports, [{
+      name: "agent-metrics",
+      containerPort: port,
+      protocol: "TCP",
+    }]);
+    const env = Object.fromEntries(sidecar.env?.map((e) => [e.name, e.value]) ?? []);
+    assert.equal(env.AGENT_METRICS_PORT, String(port));
+    const httpGet = { path, port: "agent-metrics" };
+    assert.deepEqual(sidecar.startupProbe, {
+      httpGet,
+      periodSeconds: 1,
+      timeoutSeconds: 1,
+      failureThreshold: 120,
+    });
+    assert.deepEqual(sidecar.livenessProbe, {
+      httpGet,
+      periodSeconds: 10,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    });
+    const config = out.metadata?.annotations?.[CONFIG] ?? "";
+    assert.match(config, metrics);
+    assert.match(config, /AGENT_METRICS_PORT/);
+  }
+});
+
+Deno.test("the agent pauses 2 s before SIGTERM: exec sleep for fluentd, the kubelet's sleep for fluent-bit", () => {
+  assert.deepEqual(injected(pod()).sidecar.lifecycle, {
+    preStop: { exec: { command: ["sleep", "2"] } },
+  });
+  const bit = injected(pod({ "sidecar-injector.io/profile": "fluent-bit" }));
+  assert.deepEqual(bit.sidecar.lifecycle, { preStop: { sleep: { seconds: 2 } } });
+});
+
+Deno.test("the metrics port moves past ports the pod's containers declare, with a warning", () => {
+  const p: Pod = {
+    metadata: { name: "p" },
+    spec: {
+      containers: [{ name: "a", ports: [{ containerPort: 24220 }, { containerPort: 24221 }] }],
+      initContainers: [{ name: "i", ports: [{ containerPort: 24222 }] }],
+    },
+  };
+  const { sidecar, result } = injected(p);
+  assert.equal(sidecar.ports?.[0]?.containerPort, 24223);
+  assert.equal(sidecar.env?.find((e) => e.name === "AGENT_METRICS_PORT")?.value, "24223");
+  assert.match(result.warnings.join("\n"), /port 24220 is already declared.*listen on 24223/);
+});
+
+Deno.test("a hostNetwork pod's agent has no metrics port and no probes, but keeps its preStop", () => {
+  const p: Pod = {
+    metadata: { name: "p" },
+    spec: { hostNetwork: true, containers: [{ name: "a" }] },
+  };
+  const { sidecar, out, result } = injected(p);
+  assert.equal(sidecar.ports, undefined);
+  assert.equal(sidecar.livenessProbe, undefined);
+  assert.equal(sidecar.startupProbe, undefined);
+  assert.ok(sidecar.lifecycle?.preStop);
+  assert.doesNotMatch(out.metadata?.annotations?.[CONFIG] ?? "", /monitor_agent/);
+  assert.match(result.warnings.join("\n"), /hostNetwork pod: the agent serves no metrics/);
+});
+
+Deno.test("profile keys turn metrics, probes and the preStop pause off or change the port", () => {
+  const config = parseConfig(
+    "profiles:\n  fluentd: { metrics: false, preStopSeconds: 0 }\n" +
+      "  fluent-bit: { metricsPort: 9020, probes: false }\n",
+  );
+  const fd = injected(pod(), config);
+  assert.equal(fd.sidecar.ports, undefined);
+  assert.equal(fd.sidecar.livenessProbe, undefined);
+  assert.equal(fd.sidecar.lifecycle, undefined);
+  assert.equal(fd.sidecar.env?.find((e) => e.name === "AGENT_METRICS_PORT"), undefined);
+  assert.doesNotMatch(fd.out.metadata?.annotations?.[CONFIG] ?? "", /monitor_agent/);
+  const fb = injected(pod({ "sidecar-injector.io/profile": "fluent-bit" }), config);
+  assert.equal(fb.sidecar.ports?.[0]?.containerPort, 9020);
+  assert.equal(fb.sidecar.startupProbe, undefined);
+  assert.equal(fb.sidecar.livenessProbe, undefined);
+  assert.match(fb.out.metadata?.annotations?.[CONFIG] ?? "", /HTTP_Server +On/);
+});
+
+Deno.test("with the operator's configMap the endpoint and probes are off unless asked for", () => {
+  const config = parseConfig("profiles: { fluentd: { configMap: fluentd-config } }");
+  const { sidecar } = injected(pod(), config);
+  assert.equal(sidecar.ports, undefined);
+  assert.equal(sidecar.startupProbe, undefined);
+  assert.ok(sidecar.lifecycle?.preStop);
+  const asked = parseConfig("profiles: { fluentd: { configMap: fluentd-config, metrics: true } }");
+  assert.equal(injected(pod(), asked).sidecar.livenessProbe?.httpGet?.port, "agent-metrics");
 });

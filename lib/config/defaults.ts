@@ -4,6 +4,7 @@
  * @module
  */
 import type { ResourceRequirements, SecurityContext } from "kubernetes-types/core/v1.d.ts";
+import { healthDefaults } from "../agent/mod.ts";
 import type { Agent, Config, Profile } from "./types.ts";
 
 /** `nobody`: the agent's user and group when nothing else is known. */
@@ -56,6 +57,7 @@ export function agentDefaults(agent: Agent): Profile {
     logVolumeSizeLimit: "1Gi",
     bufferLimit: "256Mi",
     parser: "none",
+    ...healthDefaults(agent),
   };
 }
 

@@ -186,6 +186,23 @@ const errors: Array<[string, RegExp]> = [
     "profiles: { fluentd: { bufferLimit: lots } }",
     /profiles\.fluentd\.bufferLimit: must be a Kubernetes quantity/,
   ],
+  ["profiles: { fluentd: { metrics: yes } }", /profiles\.fluentd\.metrics: must be true or false/],
+  [
+    "profiles: { fluentd: { metricsPort: 0 } }",
+    /profiles\.fluentd\.metricsPort: must be a port number 1-65535, got number 0$/,
+  ],
+  [
+    "profiles: { fluentd: { metrics: false, probes: true } }",
+    /profiles\.fluentd\.probes: needs metrics: true/,
+  ],
+  [
+    "profiles: { fluent-bit: { preStopSeconds: 45 } }",
+    /profiles\.fluent-bit\.preStopSeconds: must be an integer from 0 to 20, got number 45$/,
+  ],
+  [
+    "profiles: { fluentd: { env: [{ name: AGENT_METRICS_PORT, value: '1' }] } }",
+    /profiles\.fluentd\.env\[0\]: AGENT_METRICS_PORT is set from metricsPort/,
+  ],
 ];
 
 Deno.test("parseConfig() reads forward TLS with a CA from a ConfigMap, and the volume sizes", () => {

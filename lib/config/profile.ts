@@ -17,6 +17,7 @@ import {
   checkQuantity,
 } from "./fields.ts";
 import { describe, join, type Validator } from "./validator.ts";
+import { HEALTH_KEYS, readHealth } from "./health.ts";
 
 /** The Fluentd forward protocol's registered port, the default for `output.port`. */
 export const FORWARD_PORT = 24224;
@@ -36,6 +37,7 @@ const PROFILE_KEYS = [
   "logVolumeSizeLimit",
   "bufferLimit",
   "parser",
+  ...HEALTH_KEYS,
 ] as const;
 
 function readResources(r: Validator, value: unknown, path: string): ResourceRequirements {
@@ -238,6 +240,7 @@ export function readProfile(
   if (obj.parser !== undefined) p.parser = r.oneOf(obj.parser, join(path, "parser"), PARSERS);
   const unsupported = checkParser(agent, p.parser);
   if (unsupported) r.fail(join(path, "parser"), unsupported);
+  readHealth(r, obj, path, p);
   const clash = checkAgentPaths(p.logDir, agent);
   if (clash) r.fail(join(path, "logDir"), clash);
   return p;

@@ -24,6 +24,7 @@ import {
   type SidecarNames,
 } from "../agent/mod.ts";
 import { renderFor, type RenderInput } from "./render_cache.ts";
+import { chooseMetricsPort } from "./metrics_port.ts";
 
 export type { Operation, SkipReason };
 
@@ -200,6 +201,7 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
   const bufferBytes = quantity(profile.bufferLimit);
   const stateSizeLimit = `${Math.ceil(bufferBytes / MI) + STATE_MARGIN_MI}Mi`;
   const containerParsers = chooseContainerParsers(annotations, apps, profile, warnings);
+  const metricsPort = chooseMetricsPort(profile, spec, warnings);
   // Computed before the agent's identity, so the warnings come in the pod's order.
   const mountPaths = spec.containers.map((c) =>
     targets.has(c.name) ? uniqueMountPath(c, profile.logDir, warnings) : undefined
@@ -209,7 +211,7 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
   const input: RenderInput = {
     profile,
     names,
-    sidecar: { native, identity, stateSizeLimit },
+    sidecar: { native, identity, stateSizeLimit, metricsPort },
   };
   if (!profile.configMap) {
     input.pipeline = {
@@ -219,6 +221,7 @@ export function inject(pod: Pod, config: Config, context: InjectContext = {}): I
       bufferBytes,
       parser: profile.parser,
       containerParsers,
+      metrics: metricsPort !== undefined,
     };
   }
   const rendered = renderFor(config, input);

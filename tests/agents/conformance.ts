@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import jsonpatch from "fast-json-patch";
 import type { Pod, PodSecurityContext } from "kubernetes-types/core/v1.d.ts";
 import { inject, parseConfig, type Parser } from "../../lib/mod.ts";
+import { METRICS_PATH } from "../../lib/agent/mod.ts";
 import { exec, out } from "../../testing/process.ts";
 import { Aggregator, type TlsIdentity } from "./aggregator.ts";
 import {
@@ -18,6 +19,7 @@ import {
   type Objects,
   PodSandbox,
 } from "./kubelet.ts";
+import { kubeletStop, Liveness, started } from "./probe.ts";
 
 const agents: AgentBinaries = agentBinaries();
 type AgentName = "fluentd" | "fluent-bit";
@@ -53,9 +55,10 @@ function render(
   containers = ["app"],
   parser: Parser = "none",
   annotations: Record<string, string> = {},
+  mode: "native" | "classic" = "native",
 ): Pod {
   const config = parseConfig(
-    `defaultProfile: ${agent}\nprofiles:\n  ${agent}:\n    output: ${output}\n    parser: ${parser}\n`,
+    `defaultProfile: ${agent}\nmode: ${mode}\nprofiles:\n  ${agent}:\n    output: ${output}\n    parser: ${parser}\n`,
     "conformance",
   );
   const pod: Pod = {
@@ -150,19 +153,8 @@ const delivered = (app: App, sink: Sink) => () => {
   return [...app.sentAt.keys()].every((l) => got.has(l));
 };
 
-/** The pod's default `terminationGracePeriodSeconds`. */
-const GRACE_MS = 30_000;
-
-/** Stops the agent as the kubelet does: SIGTERM, then SIGKILL at the end of the grace period. */
-async function stop(p: AgentProcess): Promise<Deno.CommandStatus> {
-  p.signal("SIGTERM");
-  const timer = setTimeout(() => p.oomKill(), GRACE_MS);
-  try {
-    return await p.wait();
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** Stops the agent as the kubelet does: preStop, SIGTERM, SIGKILL at the end of the grace period. */
+const stop = kubeletStop;
 
 async function tlsIdentity(dir: string): Promise<TlsIdentity & { ca: string }> {
   const r = await exec("openssl", [
@@ -828,6 +820,173 @@ Deno.test("fluent-bit: parsers java, python, go are refused at load, naming agen
     );
   }
 });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The `q` quantile of `xs`, rounded. */
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0);
+}
+
+/** Short pods in a row, per agent and mode. */
+const SHORT_PODS = 20;
+
+for (const agent of AGENTS) {
+  for (const mode of ["native", "classic"] as const) {
+    Deno.test(`${agent}, ${mode}: ${SHORT_PODS} short pods in a row, each writing a new file and stopped within 1 s, ship every line`, async () => {
+      const agg = await Aggregator.start();
+      const all = new App("", `short-${mode}`);
+      const ready: number[] = [];
+      const completion: number[] = [];
+      let peak = 0;
+      try {
+        for (let i = 0; i < SHORT_PODS; i++) {
+          // Classic mode never injects run-to-completion pods: its short pods are deleted at once.
+          const patch = mode === "native" ? { restartPolicy: "Never" } : {};
+          const output = `{ type: forward, host: 127.0.0.1, port: ${agg.port} }`;
+          const box = await PodSandbox.create(
+            render(agent, output, patch, ["app"], "none", {}, mode),
+          );
+          const app = new App(box.dir("app-logs"), `short-${agent}-${mode}-${i}`);
+          const t0 = performance.now();
+          const run = box.start(agent, agents);
+          try {
+            // A native sidecar holds the app until its startupProbe passes; a classic one does not.
+            if (mode === "native") ready.push(await started(run, t0));
+            // Creating and starting the app container takes the runtime a moment, so its file
+            // appears at any point of the agent's once-a-second scan for new files.
+            await sleep(200 + Math.random() * 800);
+            await app.write(`run-${i}.log`, 20 + Math.floor(Math.random() * 181));
+            const exited = performance.now();
+            // The kubelet stops the agent 0.15-0.9 s after the app exits (measured on a real node).
+            await sleep(150 + Math.random() * 750);
+            run.sample();
+            const status = await stop(run);
+            completion.push(performance.now() - exited);
+            peak = Math.max(peak, run.peakRssKiB);
+            assert.equal(
+              status.code,
+              0,
+              `pod ${i}: agent exit ${status.code}\n${run.stderr.slice(-2000)}`,
+            );
+            const got = new Set(agg.lines());
+            const lost = [...app.sentAt.keys()].filter((l) => !got.has(l));
+            assert.equal(
+              lost.length,
+              0,
+              `pod ${i} lost ${lost.length} of ${app.sentAt.size} lines\n${
+                run.stderr.slice(-2000)
+              }`,
+            );
+            for (const [l, at] of app.sentAt) all.sentAt.set(l, at);
+          } finally {
+            await run.oomKill();
+            await box.remove();
+          }
+        }
+        const startup = mode === "native"
+          ? `ready p50 ${quantile(ready, 0.5)} ms max ${quantile(ready, 1)} ms, `
+          : "";
+        const row = tally(
+          agent,
+          `${SHORT_PODS} short pods, ${mode} (${startup}app exit to agent exit p50 ${
+            quantile(completion, 0.5)
+          } ms max ${quantile(completion, 1)} ms)`,
+          all,
+          () => agg.received,
+          peak,
+          false,
+        );
+        assert.equal(row.lost, 0);
+        assert.equal(row.duplicates, 0);
+      } finally {
+        await agg.down();
+      }
+    });
+  }
+
+  Deno.test(`${agent}: liveness stays green through a 60 s aggregator outage, metrics show it, a wedged agent turns it red`, async () => {
+    await forwardCase(agent, "live", {}, async ({ agg, app, run, sink }) => {
+      await started(run);
+      const live = new Liveness(run);
+      try {
+        await app.write("app.log", 10);
+        await waitFor("agent up", delivered(app, sink), 20_000, run);
+        await agg.down();
+        const t0 = performance.now();
+        while (performance.now() - t0 < 62_000) {
+          await app.write("app.log", 10);
+          run.sample();
+          await sleep(1000);
+        }
+        const res = await fetch(`http://127.0.0.1:${run.port}${METRICS_PATH[agent]}`);
+        const metrics = await res.text();
+        const during = outageFigures(agent, metrics);
+        assert.ok(during.retries > 0, `no retries in the metrics during the outage:\n${metrics}`);
+        assert.ok(
+          during.waiting > 0,
+          `nothing waiting in the metrics during the outage:\n${metrics}`,
+        );
+        assert.equal(during.dropped, 0);
+        assert.equal(live.failures, 0, "a liveness probe failed during the outage");
+        assert.equal(live.redAt, undefined);
+        await agg.up();
+        await waitFor("the backlog after the outage", delivered(app, sink), 90_000, run);
+        run.signalAll("SIGSTOP");
+        const wedged = performance.now();
+        await waitFor("liveness to turn red", () => live.redAt !== undefined, 60_000);
+        const redMs = (live.redAt ?? 0) - wedged;
+        run.signalAll("SIGCONT");
+        // Period 10 s, timeout 5 s, 3 failures: the third failed probe ends 25-35 s after the wedge.
+        assert.ok(redMs >= 24_000 && redMs <= 36_000, `red after ${redMs} ms`);
+        const row = tally(
+          agent,
+          `liveness: green through 62 s outage (${during.retries} retries, ${during.waiting} waiting), red ${
+            Math.round(redMs / 1000)
+          } s after SIGSTOP`,
+          app,
+          sink,
+          run.peakRssKiB,
+          false,
+        );
+        assert.equal(row.lost, 0);
+      } finally {
+        await live.stop();
+      }
+    });
+  });
+}
+
+/** Retries, what waits (Fluent Bit: chunks, Fluentd: buffered bytes) and drops, from the agent's metrics. */
+function outageFigures(agent: AgentName, text: string): {
+  retries: number;
+  waiting: number;
+  dropped: number;
+} {
+  if (agent === "fluent-bit") {
+    const sum = (name: string) =>
+      [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, "gm"))].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
+    return {
+      retries: sum("fluentbit_output_retries_total"),
+      waiting: sum("fluentbit_storage_fs_chunks"),
+      dropped: sum("fluentbit_output_dropped_records_total") +
+        sum("fluentbit_output_retries_failed_total"),
+    };
+  }
+  const plugins: Array<Record<string, unknown>> = JSON.parse(text).plugins;
+  const forward = plugins.find((p) => p.plugin_id === "forward");
+  assert.ok(forward, text);
+  out(`fluentd forward plugin during the outage: ${JSON.stringify(forward)}`);
+  return {
+    retries: Number(forward.retry_count),
+    waiting: Number(forward.buffer_total_queued_size),
+    dropped: 0,
+  };
+}
 
 Deno.test("figures", () => {
   out("\nagent       | scenario | sent | received | lost | dup | p50 ms | max ms | peak RSS MiB");

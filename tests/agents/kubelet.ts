@@ -5,9 +5,15 @@
  * mountPaths in a private mount namespace; no capabilities; a read-only root
  * filesystem when the container asks for one. The image is replaced by the
  * agent binaries named in the environment.
+ *
+ * The pod's network namespace is imitated by a free host port: the variable
+ * that hands the agent its metrics port gets one, and the container's named
+ * port resolves to it. Probes and the preStop hook run as the kubelet runs
+ * them (`probe.ts`).
  * @module
  */
 import type { Container, Pod, Volume } from "kubernetes-types/core/v1.d.ts";
+import { METRICS_PORT_ENV } from "../../lib/agent/mod.ts";
 
 /** Paths of real agents on this machine, from `FLUENTD` and `FLUENT_BIT`. */
 export interface AgentBinaries {
@@ -112,10 +118,16 @@ export class PodSandbox {
       c.name === name
     );
     if (!c) throw new Error(`pod has no container ${name}`);
-    return new AgentProcess(this.#script(c, agents, extra.hostsFile), this.root);
+    const port = c.env?.some((e) => e.name === METRICS_PORT_ENV) ? freePort() : undefined;
+    return new AgentProcess(this.#script(c, agents, extra.hostsFile, port), this.root, c, port);
   }
 
-  #script(c: Container, agents: AgentBinaries, hostsFile: string | undefined): string {
+  #script(
+    c: Container,
+    agents: AgentBinaries,
+    hostsFile: string | undefined,
+    port: number | undefined,
+  ): string {
     const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
     const pod = this.pod.spec?.securityContext;
     const sc = c.securityContext;
@@ -144,6 +156,8 @@ export class PodSandbox {
         ? this.pod.metadata?.namespace
         : field === "spec.nodeName"
         ? this.pod.spec?.nodeName
+        : e.name === METRICS_PORT_ENV
+        ? String(port)
         : e.value;
       env.push(`${e.name}=${value ?? ""}`);
     }
@@ -196,8 +210,14 @@ export class AgentProcess {
   done = false;
   /** Highest total RSS of the agent's processes seen by `sample()`, KiB. */
   peakRssKiB = 0;
+  /** The container as the pod declares it (probes, lifecycle). */
+  readonly container: Container;
+  /** The host port its metrics port is bound to, when it has one. */
+  readonly port: number | undefined;
 
-  constructor(script: string, cwd: string) {
+  constructor(script: string, cwd: string, container: Container, port?: number) {
+    this.container = container;
+    this.port = port;
     // unshare execs bash in place and bash execs the agent: the child's pid is the agent's.
     this.#child = new Deno.Command("unshare", {
       args: ["--mount", "--propagation", "private", "bash", "-c", script],
@@ -293,6 +313,15 @@ export class AgentProcess {
     } catch { /* already gone */ }
   }
 
+  /** Sends `signal` to every process of the agent (SIGSTOP wedges it, SIGCONT frees it). */
+  signalAll(signal: Deno.Signal): void {
+    for (const pid of this.tree()) {
+      try {
+        Deno.kill(pid, signal);
+      } catch { /* gone */ }
+    }
+  }
+
   /** SIGKILLs every process of the agent at once, as the OOM killer does to a container. */
   async oomKill(): Promise<void> {
     for (const pid of this.tree()) {
@@ -309,4 +338,12 @@ export class AgentProcess {
     await this.#done;
     return status;
   }
+}
+
+/** A free TCP port on 127.0.0.1: the agent's port in its own network namespace. */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
 }
