@@ -138,6 +138,6 @@ Deno.test("a drift in k8s/ is reported as the one field that differs", async () 
 `;
   const [kustomize, chart] = await Promise.all([renderKustomize(lowered), renderChart()]);
   assert.deepEqual(compare(kustomize, chart), [
-    'Deployment/sidecar-injector/sidecar-injector: spec.template.spec.containers[0].resources.limits.memory: kustomize "256Mi", helm "320Mi"',
+    'Deployment/sidecar-injector/sidecar-injector: spec.template.spec.containers[0].resources.limits.memory: kustomize "256Mi", helm "224Mi"',
   ]);
 });
