@@ -25,7 +25,7 @@ export interface ImageConfig {
 
 const enc = new TextEncoder();
 
-async function sha256Hex(data: Uint8Array): Promise<string> {
+async function sha256Hex(data: Uint8Array<ArrayBuffer>): Promise<string> {
   const d = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
   return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
