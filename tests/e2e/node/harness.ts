@@ -146,10 +146,14 @@ export async function startNode(agentRefs: string[]): Promise<Node> {
     if (procs.find((p) => p.name === "containerd" && !p.exited())) {
       const ids = async (what: string) =>
         (await ctr([what, "ls", "-q"]).catch(() => "")).split("\n").filter((x) => x);
-      for (const t of await ids("tasks")) await ctr(["tasks", "kill", "-s", "SIGKILL", t]).catch(() => {});
+      for (const t of await ids("tasks")) {
+        await ctr(["tasks", "kill", "-s", "SIGKILL", t]).catch(() => {});
+      }
       await new Promise((r) => setTimeout(r, 500));
       for (const t of await ids("tasks")) await ctr(["tasks", "delete", "-f", t]).catch(() => {});
-      for (const c of await ids("containers")) await ctr(["containers", "delete", c]).catch(() => {});
+      for (const c of await ids("containers")) {
+        await ctr(["containers", "delete", c]).catch(() => {});
+      }
     }
     for (const p of [...procs].reverse()) await terminate(p, 15_000);
     await cp?.stop();
@@ -183,7 +187,9 @@ export async function startNode(agentRefs: string[]): Promise<Node> {
 
   try {
     const missing = missingOnHost();
-    if (missing.length > 0) throw new Error(`e2e node: missing on this host: ${missing.join(", ")}`);
+    if (missing.length > 0) {
+      throw new Error(`e2e node: missing on this host: ${missing.join(", ")}`);
+    }
     const ip = await nodeIp();
     binDir = await nodeBinaries();
     before = await snapshot(dir);
@@ -372,21 +378,28 @@ export async function startNode(agentRefs: string[]): Promise<Node> {
       `--node-ip=${ip}`,
       "--v=1",
     ], log("kubelet")));
-    await cp.waitFor(`node ${NODE_NAME} Ready`, async () => {
-      const n = await cp!.kubectlJson(["get", "node", NODE_NAME, "-o", "json"]);
-      // deno-lint-ignore no-explicit-any
-      const ready = n.status?.conditions?.find((c: any) => c.type === "Ready");
-      return ready?.status === "True" && new Date(ready.lastHeartbeatTime) >= kubeletStart &&
-        !(n.spec.taints ?? []).some((t: { key: string }) =>
-          t.key === "node.kubernetes.io/not-ready"
-        );
-    }, 180_000, 500);
+    await cp.waitFor(
+      `node ${NODE_NAME} Ready`,
+      async () => {
+        const n = await cp!.kubectlJson(["get", "node", NODE_NAME, "-o", "json"]);
+        // deno-lint-ignore no-explicit-any
+        const ready = n.status?.conditions?.find((c: any) => c.type === "Ready");
+        return ready?.status === "True" && new Date(ready.lastHeartbeatTime) >= kubeletStart &&
+          !(n.spec.taints ?? []).some((t: { key: string }) =>
+            t.key === "node.kubernetes.io/not-ready"
+          );
+      },
+      180_000,
+      500,
+    );
     node.startMs = Math.round(performance.now() - t0);
     say(`e2e node: ${NODE_NAME} Ready in ${node.startMs} ms (state in ${dir})`);
     return node;
   } catch (err) {
     const left = await stop().catch((e) => [`stop failed: ${e}`]);
-    if (left.length > 0) say(`e2e node: after a failed start the host differs:\n${left.join("\n")}`);
+    if (left.length > 0) {
+      say(`e2e node: after a failed start the host differs:\n${left.join("\n")}`);
+    }
     throw err;
   }
 }

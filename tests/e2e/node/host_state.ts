@@ -34,6 +34,8 @@ export interface HostState {
   links: string[];
   mounts: string[];
   dirs: string[];
+  /** kubepods cgroups (any hierarchy). */
+  cgroups: string[];
   /** `pid cmdline` of processes whose command line names `marker` (the node's state dir). */
   processes: string[];
 }
@@ -82,7 +84,13 @@ export async function snapshot(marker: string): Promise<HostState> {
     .map((l) => l.split(" ")[4]).filter((m): m is string => !!m).sort();
   const dirs: string[] = [];
   for (const d of HARD_CODED_DIRS) if (await exists(d)) dirs.push(d);
-  return { sysctls, chains, links, mounts, dirs, processes: await processesMentioning(marker) };
+  const cgroups: string[] = [];
+  for await (const h of Deno.readDir("/sys/fs/cgroup")) {
+    const p = `/sys/fs/cgroup/${h.name}/kubepods`;
+    if (await exists(p)) cgroups.push(p);
+  }
+  const processes = await processesMentioning(marker);
+  return { sysctls, chains, links, mounts, dirs, cgroups, processes };
 }
 
 /** What differs between two snapshots, one line per difference; empty when none. */
@@ -99,6 +107,7 @@ export function diff(before: HostState, after: HostState): string[] {
   sets("link", before.links, after.links);
   sets("mount", before.mounts, after.mounts);
   sets("dir", before.dirs, after.dirs);
+  sets("cgroup", before.cgroups, after.cgroups);
   sets("process", before.processes, after.processes);
   return d;
 }

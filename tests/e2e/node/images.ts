@@ -86,7 +86,10 @@ export async function writeOciArchive(
           mediaType: "application/vnd.oci.image.manifest.v1+json",
           ...manifest,
           platform: { architecture: "amd64", os: "linux" },
-          annotations: { "io.containerd.image.name": ref, "org.opencontainers.image.ref.name": tag },
+          annotations: {
+            "io.containerd.image.name": ref,
+            "org.opencontainers.image.ref.name": tag,
+          },
         }],
       }),
     );
@@ -210,24 +213,33 @@ const STAND_IN = `${REPO_ROOT}/testdata/e2e/node/stand_in_agent.sh`;
  * names, so the kubelet runs the container the webhook rendered (command, mounts, user). It
  * only copies the log volume's lines to stdout; it tells what the kubelet does, not what an agent does.
  */
-export async function standInAgentImage(ref: string): Promise<ImageArchive> {
-  const key = await inputsKey([BUSYBOX, STAND_IN], "stand-in-agent");
-  return await cached("stand-in-agent", key, ref, async (rootfs) => {
-    await busyboxRoot(rootfs);
-    await Deno.mkdir(`${rootfs}/usr/local/bin`, { recursive: true });
-    await Deno.copyFile(STAND_IN, `${rootfs}/usr/local/bin/stand-in-agent`);
-    await Deno.chmod(`${rootfs}/usr/local/bin/stand-in-agent`, 0o755);
-    for (const n of ["fluentd", "fluent-bit"]) {
-      await Deno.symlink("stand-in-agent", `${rootfs}/usr/local/bin/${n}`);
-    }
-    // Fluent Bit's image runs its binary from here.
-    await Deno.mkdir(`${rootfs}/fluent-bit/bin`, { recursive: true });
-    await Deno.symlink("/usr/local/bin/stand-in-agent", `${rootfs}/fluent-bit/bin/fluent-bit`);
-    return {
-      Entrypoint: ["/usr/local/bin/stand-in-agent"],
-      Env: ["PATH=/usr/local/bin:/usr/bin:/bin", "STAND_IN_AGENT=1"],
-    };
-  });
+export async function standInAgentImage(
+  ref: string,
+  opts: { crash?: boolean } = {},
+): Promise<ImageArchive> {
+  const crash = opts.crash ? ["STAND_IN_CRASH=1"] : [];
+  const key = await inputsKey([BUSYBOX, STAND_IN], `stand-in-agent ${crash}`);
+  return await cached(
+    opts.crash ? "crashing-agent" : "stand-in-agent",
+    key,
+    ref,
+    async (rootfs) => {
+      await busyboxRoot(rootfs);
+      await Deno.mkdir(`${rootfs}/usr/local/bin`, { recursive: true });
+      await Deno.copyFile(STAND_IN, `${rootfs}/usr/local/bin/stand-in-agent`);
+      await Deno.chmod(`${rootfs}/usr/local/bin/stand-in-agent`, 0o755);
+      for (const n of ["fluentd", "fluent-bit"]) {
+        await Deno.symlink("stand-in-agent", `${rootfs}/usr/local/bin/${n}`);
+      }
+      // Fluent Bit's image runs its binary from here.
+      await Deno.mkdir(`${rootfs}/fluent-bit/bin`, { recursive: true });
+      await Deno.symlink("/usr/local/bin/stand-in-agent", `${rootfs}/fluent-bit/bin/fluent-bit`);
+      return {
+        Entrypoint: ["/usr/local/bin/stand-in-agent"],
+        Env: ["PATH=/usr/local/bin:/usr/bin:/bin", "STAND_IN_AGENT=1", ...crash],
+      };
+    },
+  );
 }
 
 /** The webhook's image reference in the test overlay. */
