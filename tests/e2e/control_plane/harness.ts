@@ -377,7 +377,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       `--kubeconfig=${kubeconfig}`,
       "--controllers=serviceaccount-controller,deployment-controller,replicaset-controller," +
       "garbage-collector-controller,namespace-controller,job-controller,cronjob-controller" +
-        (opts.controllers ?? []).map((c) => `,${c}`).join(""),
+      (opts.controllers ?? []).map((c) => `,${c}`).join(""),
       "--leader-elect=false",
       "--secure-port=0",
       `--service-account-private-key-file=${dir}/sa.key`,
