@@ -242,6 +242,59 @@ export async function standInAgentImage(
   );
 }
 
+/** The shared libraries `ldd` names for each of `files` (absolute paths, de-duplicated). */
+async function sharedLibs(files: string[]): Promise<string[]> {
+  const libs = new Set<string>();
+  for (const f of files) {
+    const r = await exec("ldd", [f]);
+    for (const l of r.stdout.split("\n")) {
+      const p = l.match(/(\/\S+) \(0x/)?.[1];
+      if (p) libs.add(p);
+    }
+  }
+  return [...libs];
+}
+
+/** Copies `paths` (files or dirs, symlinks resolved for libs) into `rootfs` at the same paths. */
+async function copyInto(rootfs: string, paths: string[]): Promise<void> {
+  for (const p of paths) await must("cp", ["-a", "-L", "--parents", p, rootfs]);
+}
+
+/**
+ * An image made from agent binaries that already exist on this host (`deno task agents`: the
+ * paths in FLUENTD / FLUENT_BIT): a busybox root (the rendered command runs `sh -c`), `files`
+ * at their own paths, the shared libraries of every ELF among them, and `links` (name -> target).
+ * Nothing is built here.
+ */
+export async function hostAgentImage(
+  name: string,
+  ref: string,
+  files: string[],
+  links: Record<string, string>,
+): Promise<ImageArchive> {
+  const elves: string[] = [];
+  for (const f of files) {
+    const st = await Deno.stat(f);
+    if (st.isFile) elves.push(f);
+    else {
+      const found = await exec("find", [f, "-name", "*.so", "-type", "f"]);
+      elves.push(...found.stdout.split("\n").filter((x) => x));
+    }
+  }
+  const libs = await sharedLibs(elves);
+  const key = await inputsKey(files.filter((f) => Deno.statSync(f).isFile), libs.join(" "));
+  return await cached(name, key, ref, async (rootfs) => {
+    await busyboxRoot(rootfs);
+    await copyInto(rootfs, [...files, ...libs]);
+    for (const [link, target] of Object.entries(links)) {
+      await Deno.mkdir(`${rootfs}${link.slice(0, link.lastIndexOf("/"))}`, { recursive: true });
+      await Deno.copyFile(target, `${rootfs}${link}`);
+      await Deno.chmod(`${rootfs}${link}`, 0o755);
+    }
+    return { Env: ["PATH=/usr/local/bin:/usr/bin:/bin"] };
+  });
+}
+
 /** The webhook's image reference in the test overlay. */
 export const WEBHOOK_REF = "localhost/sidecar-injector:e2e";
 
