@@ -5,7 +5,8 @@
 # the config file named by -c is readable, then copies every line of every *.log file under the
 # log directory (nested too) to stdout as {"stand_in_agent":true,"file":...,"log":...}, once a
 # second, and exits 0 on SIGTERM after a last pass. STAND_IN_CRASH=1 (set in the crashing
-# image) makes it exit 1 at once: an agent that cannot start.
+# image) makes it exit 1 at once: an agent that cannot start. With AGENT_METRICS_PORT set it
+# answers the probes' paths there (busybox httpd, files baked into the image).
 set -u
 [ "${STAND_IN_CRASH:-0}" = 1 ] && { echo "stand-in agent: crashing on purpose" >&2; exit 1; }
 config=""
@@ -14,6 +15,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -r "$config" ] || { echo "stand-in agent: config '$config' not readable" >&2; exit 1; }
+if [ -n "${AGENT_METRICS_PORT:-}" ]; then
+  httpd -f -p "$AGENT_METRICS_PORT" -h /stand-in-www &
+fi
 logdir=${STAND_IN_LOG_DIR:-/var/log/app}
 state=${TMPDIR:-/tmp}/stand-in-offsets
 mkdir -p "$state" 2>/dev/null || state=/tmp/stand-in-offsets && mkdir -p "$state"

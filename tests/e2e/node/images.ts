@@ -6,6 +6,7 @@
  * Archives are cached by a digest of their inputs in `~/.cache/sidecar-injector-e2e/node-images/`.
  * @module
  */
+import { PROBE_PATH } from "../../../lib/agent/mod.ts";
 import { exec, REPO_ROOT } from "../control_plane/harness.ts";
 
 /** A built OCI archive and the reference it is imported as. */
@@ -218,7 +219,7 @@ export async function standInAgentImage(
   opts: { crash?: boolean } = {},
 ): Promise<ImageArchive> {
   const crash = opts.crash ? ["STAND_IN_CRASH=1"] : [];
-  const key = await inputsKey([BUSYBOX, STAND_IN], `stand-in-agent ${crash}`);
+  const key = await inputsKey([BUSYBOX, STAND_IN], `stand-in-agent http ${crash}`);
   return await cached(
     opts.crash ? "crashing-agent" : "stand-in-agent",
     key,
@@ -230,6 +231,12 @@ export async function standInAgentImage(
       await Deno.chmod(`${rootfs}/usr/local/bin/stand-in-agent`, 0o755);
       for (const n of ["fluentd", "fluent-bit"]) {
         await Deno.symlink("stand-in-agent", `${rootfs}/usr/local/bin/${n}`);
+      }
+      // What the agents' probes ask (lib/agent/http.ts), served by busybox httpd.
+      for (const path of [PROBE_PATH["fluentd"], PROBE_PATH["fluent-bit"]]) {
+        const file = `${rootfs}/stand-in-www${path}`;
+        await Deno.mkdir(file.slice(0, file.lastIndexOf("/")), { recursive: true });
+        await Deno.writeTextFile(file, '{"stand_in_agent":true}\n');
       }
       // Fluent Bit's image runs its binary from here.
       await Deno.mkdir(`${rootfs}/fluent-bit/bin`, { recursive: true });
