@@ -18,14 +18,7 @@ import {
   startControlPlane,
   terminate,
 } from "../control_plane/harness.ts";
-import {
-  diff,
-  type HostState,
-  mountinfo,
-  processesMentioning,
-  restore,
-  snapshot,
-} from "./host_state.ts";
+import { diff, type HostState, processesMentioning, restore, snapshot } from "./host_state.ts";
 import {
   busyboxImage,
   type ImageArchive,
@@ -175,7 +168,7 @@ export async function startNode(agentRefs: string[]): Promise<Node> {
     await new Promise((r) => setTimeout(r, 300));
     // Mounts below the state dir, deepest first (volumes, rootfs overlays, netns, shm).
     for (let i = 0; i < 3; i++) {
-      const mounts = (await mountinfo()).split("\n")
+      const mounts = (await Deno.readTextFile("/proc/self/mountinfo")).split("\n")
         .map((l) => l.split(" ")[4]).filter((m): m is string => !!m && m.startsWith(`${dir}/`))
         .sort().reverse();
       if (mounts.length === 0) break;
