@@ -207,8 +207,16 @@ async function makeCerts(dir: string): Promise<void> {
   await sign("admin", "client");
 }
 
+/** What a caller (the one-node cluster) adds to the control plane. */
+export interface ControlPlaneOptions {
+  /** Extra kube-apiserver flags, appended; `args(dir)` gets the temp dir (for cert paths). */
+  apiserverArgs?: (dir: string) => string[];
+  /** Extra kube-controller-manager controllers, appended to the default list. */
+  controllers?: string[];
+}
+
 /** Starts etcd, kube-apiserver and kube-controller-manager; see the module doc. */
-export async function startControlPlane(): Promise<ControlPlane> {
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const t0 = performance.now();
   const binDir = await ensureBinaries();
   const tmpRoot = `${REPO_ROOT}/.tmp`;
@@ -321,6 +329,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
       `--service-account-signing-key-file=${dir}/sa.key`,
       "--allow-privileged=true",
       "--profiling=false",
+      ...(opts.apiserverArgs?.(dir) ?? []),
     ], apiLog));
 
     const ca = await Deno.readTextFile(`${dir}/ca.crt`);
@@ -367,7 +376,8 @@ export async function startControlPlane(): Promise<ControlPlane> {
     procs.push(spawnLogged("kube-controller-manager", `${binDir}/kube-controller-manager`, [
       `--kubeconfig=${kubeconfig}`,
       "--controllers=serviceaccount-controller,deployment-controller,replicaset-controller," +
-      "garbage-collector-controller,namespace-controller,job-controller,cronjob-controller",
+      "garbage-collector-controller,namespace-controller,job-controller,cronjob-controller" +
+      (opts.controllers ?? []).map((c) => `,${c}`).join(""),
       "--leader-elect=false",
       "--secure-port=0",
       `--service-account-private-key-file=${dir}/sa.key`,
