@@ -2,8 +2,9 @@
 // for `deno task bench` to compare against: decode the AdmissionReview and the
 // pod fields the injector reads, build explicit JSON Patch ops (status
 // annotation, log volume, a mount per app container, a native fluentd sidecar
-// with its config rendered per review into an annotation — the server's patch
-// byte for byte for the default config), base64 them, answer, and log one JSON line per
+// with its metrics port chosen and its config rendered per review into an
+// annotation, the filter plugin in a second one — the server's patch byte for
+// byte for the default config), base64 them, answer, and log one JSON line per
 // admission through a buffer flushed every 20 ms. Standard library only;
 // HTTP/1.1 only, as kube-apiserver talks to a webhook behind a Service.
 //
@@ -24,6 +25,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,9 +40,19 @@ type mount struct {
 	MountPath string `json:"mountPath"`
 }
 
+type port struct {
+	ContainerPort int `json:"containerPort"`
+}
+
 type container struct {
 	Name         string  `json:"name"`
 	VolumeMounts []mount `json:"volumeMounts"`
+	Ports        []port  `json:"ports"`
+}
+
+// initContainer is what the injector reads of an init container: its ports.
+type initContainer struct {
+	Ports []port `json:"ports"`
 }
 
 type pod struct {
@@ -49,8 +62,9 @@ type pod struct {
 		Annotations  map[string]string `json:"annotations"`
 	} `json:"metadata"`
 	Spec struct {
-		Containers     []container       `json:"containers"`
-		InitContainers []json.RawMessage `json:"initContainers"`
+		HostNetwork    bool            `json:"hostNetwork"`
+		Containers     []container     `json:"containers"`
+		InitContainers []initContainer `json:"initContainers"`
 		Volumes        []struct {
 			Name string `json:"name"`
 		} `json:"volumes"`
@@ -72,10 +86,11 @@ type review struct {
 }
 
 type admissionResponse struct {
-	UID       string `json:"uid"`
-	Allowed   bool   `json:"allowed"`
-	PatchType string `json:"patchType,omitempty"`
-	Patch     string `json:"patch,omitempty"`
+	UID       string   `json:"uid"`
+	Allowed   bool     `json:"allowed"`
+	PatchType string   `json:"patchType,omitempty"`
+	Patch     string   `json:"patch,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
 }
 
 type answer struct {
@@ -114,14 +129,68 @@ const (
 	stateLimit = "288Mi" // bufferLimit 256Mi + 32Mi
 	status     = `{"version":1,"profile":"fluentd","sidecar":"fluentd","image":"` + image + `","volume":"app-logs","mode":"native"}`
 	configKey  = "sidecar-injector.io/agent-config"
+	filesKey   = "sidecar-injector.io/agent-files"
+	// lib/agent/http.ts: Fluentd's monitor_agent port, its port name, what the probes ask.
+	metricsPort     = 24220
+	metricsPortName = "agent-metrics"
+	metricsPortEnv  = "AGENT_METRICS_PORT"
+	probePath       = "/api/plugins.json"
+	preStopSeconds  = "2"
+	pluginType      = "sidecar_record"
+	pluginFile      = "plugin/filter_sidecar_record.rb"
 )
+
+// fluentdPlugin mirrors FLUENTD_PLUGIN of lib/agent/fluentd_plugin.ts (with
+// RESERVED_KEYS and APP_FIELDS_KEY of lib/agent/pipeline.ts filled in): the
+// same text in every pod, so a constant.
+const fluentdPlugin = `# Rendered by sidecar-injector; see docs/log-path.md "Records".
+require 'json'
+require 'fluent/plugin/filter'
+
+module Fluent::Plugin
+  class SidecarRecordFilter < Filter
+    Fluent::Plugin.register_filter('` + pluginType + `', self)
+
+    config_param :parser, :enum, list: [:none, :json], default: :none
+    RESERVED = ["pod","namespace","node","container","file","time","log","app_fields"].freeze
+    APP_FIELDS = 'app_fields'.freeze
+
+    def filter(tag, time, record)
+      line = record['log']
+      return record unless line.is_a?(String)
+      line = SidecarRecordFilter.utf8(line)
+      record['log'] = line
+      return record unless @parser == :json && line.lstrip.start_with?('{')
+      fields = begin
+        JSON.parse(line)
+      rescue JSON::ParserError
+        nil
+      end
+      return record unless fields.is_a?(Hash)
+      out = {}
+      moved = {}
+      fields.each { |k, v| (RESERVED.include?(k) ? moved : out)[k] = v }
+      out[APP_FIELDS] = moved unless moved.empty?
+      record.each { |k, v| out[k] = v unless k == 'log' }
+      out
+    end
+
+    def self.utf8(text)
+      s = text.dup.force_encoding(Encoding::UTF_8)
+      return s if s.valid_encoding?
+      s.scrub { |bad| bad.bytes.map { |b| (0xE000 + b).chr(Encoding::UTF_8) }.join }
+    end
+  end
+end
+`
 
 // fluentdConfig renders the agent config per review from the app containers'
 // names, line for line what lib/agent/fluentd.ts renders for the default
-// profile (stdout output, 256 MiB buffer).
-func fluentdConfig(containers []string) string {
+// profile (parser none, stdout output, 256 MiB buffer; monitor_agent when
+// the pod gets a metrics port).
+func fluentdConfig(containers []string, metrics bool) string {
 	var b strings.Builder
-	b.Grow(2600)
+	b.Grow(3200)
 	line := func(s ...string) {
 		for _, p := range s {
 			b.WriteString(p)
@@ -135,7 +204,7 @@ func fluentdConfig(containers []string) string {
 	line("  pos_file ", stateDir, "/tail.pos")
 	line("  pos_file_compaction_interval 1h")
 	line("  path_key file")
-	line("  tag app.*")
+	line("  tag app")
 	line("  read_from_head true")
 	line("  follow_inodes true")
 	line("  refresh_interval 1")
@@ -146,30 +215,44 @@ func fluentdConfig(containers []string) string {
 	line("    message_key log")
 	line("  </parse>")
 	line("</source>")
+	if metrics {
+		line("<source>")
+		line("  @type monitor_agent")
+		line("  @id monitor")
+		line("  bind 0.0.0.0")
+		line("  include_config false")
+		line(`  port "#{ENV['`, metricsPortEnv, `']}"`)
+		line("</source>")
+	}
+	line("<filter app>")
+	line("  @type ", pluginType)
+	line("</filter>")
 	line("<filter app.**>")
 	line("  @type record_transformer")
+	if len(containers) != 1 {
+		line("  enable_ruby true")
+	}
 	line("  <record>")
 	if len(containers) == 1 {
 		line("    container ", containers[0])
 	} else {
-		line(`    container ${record["file"]}`)
+		// The container a file is named after: <logDir>/<name>.log or <logDir>/<name>/...
+		b.WriteString("    container ${")
+		for _, name := range containers {
+			re := "^" + regexp.QuoteMeta(logDir) + "/" + regexp.QuoteMeta(name) + `(\.log$|/)`
+			b.WriteString(`record["file"].to_s.match?(/`)
+			b.WriteString(strings.ReplaceAll(re, "/", `\/`))
+			b.WriteString(`/) ? "`)
+			b.WriteString(name)
+			b.WriteString(`" : `)
+		}
+		line(`record["file"]}`)
 	}
 	line(`    pod "#{ENV['POD_NAME']}"`)
 	line(`    namespace "#{ENV['POD_NAMESPACE']}"`)
 	line(`    node "#{ENV['NODE_NAME']}"`)
 	line("  </record>")
 	line("</filter>")
-	if len(containers) > 1 {
-		tag := "app." + strings.ReplaceAll(logDir[1:], "/", ".")
-		for _, name := range containers {
-			line("<filter ", tag, ".", name, ".**>")
-			line("  @type record_transformer")
-			line("  <record>")
-			line("    container ", name)
-			line("  </record>")
-			line("</filter>")
-		}
-	}
 	line("<match app.**>")
 	line("  @type file")
 	line("  path /dev/stdout")
@@ -253,6 +336,32 @@ type agentMount struct {
 	ReadOnly  bool   `json:"readOnly,omitempty"`
 }
 
+type containerPort struct {
+	Name          string `json:"name"`
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol"`
+}
+
+type httpGet struct {
+	Path string `json:"path"`
+	Port string `json:"port"`
+}
+
+type probe struct {
+	HTTPGet          httpGet `json:"httpGet"`
+	PeriodSeconds    int     `json:"periodSeconds"`
+	TimeoutSeconds   int     `json:"timeoutSeconds"`
+	FailureThreshold int     `json:"failureThreshold"`
+}
+
+type lifecycle struct {
+	PreStop struct {
+		Exec struct {
+			Command []string `json:"command"`
+		} `json:"exec"`
+	} `json:"preStop"`
+}
+
 // agent is the sidecar container, typed as a Go webhook would have it (corev1.Container).
 type agent struct {
 	Name            string          `json:"name"`
@@ -264,6 +373,10 @@ type agent struct {
 	Resources       resources       `json:"resources"`
 	SecurityContext securityContext `json:"securityContext"`
 	VolumeMounts    []agentMount    `json:"volumeMounts"`
+	Ports           []containerPort `json:"ports,omitempty"`
+	StartupProbe    *probe          `json:"startupProbe,omitempty"`
+	LivenessProbe   *probe          `json:"livenessProbe,omitempty"`
+	Lifecycle       *lifecycle      `json:"lifecycle,omitempty"`
 	RestartPolicy   string          `json:"restartPolicy"`
 }
 
@@ -271,14 +384,15 @@ func fieldEnv(name, path string) envVar {
 	return envVar{Name: name, ValueFrom: &valueFrom{fieldRef{path}}}
 }
 
-// sidecar builds the agent per review (nothing cached).
-func sidecar() agent {
+// sidecar builds the agent per review (nothing cached); port 0: no metrics
+// endpoint and no probes (lib/agent/http.ts).
+func sidecar(port int) agent {
 	a := agent{
 		Name:            "fluentd",
 		Image:           image,
 		ImagePullPolicy: "IfNotPresent",
 		Command:         []string{"sh", "-c"},
-		Args:            []string{`mkdir -p -m 0700 "$TMPDIR" && exec fluentd -c /fluentd/etc/fluent.conf -o /dev/stderr`},
+		Args:            []string{`mkdir -p -m 0700 "$TMPDIR" && exec fluentd -c /fluentd/etc/fluent.conf -p /fluentd/etc/plugin -o /dev/stderr`},
 		Env: []envVar{
 			fieldEnv("POD_NAME", "metadata.name"),
 			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
@@ -302,6 +416,15 @@ func sidecar() agent {
 	}
 	a.SecurityContext.Capabilities.Drop = []string{"ALL"}
 	a.SecurityContext.SeccompProfile.Type = "RuntimeDefault"
+	if port != 0 {
+		a.Env = append(a.Env, envVar{Name: metricsPortEnv, Value: strconv.Itoa(port)})
+		a.Ports = []containerPort{{Name: metricsPortName, ContainerPort: port, Protocol: "TCP"}}
+		get := httpGet{Path: probePath, Port: metricsPortName}
+		a.StartupProbe = &probe{HTTPGet: get, PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 120}
+		a.LivenessProbe = &probe{HTTPGet: get, PeriodSeconds: 10, TimeoutSeconds: 5, FailureThreshold: 3}
+	}
+	a.Lifecycle = &lifecycle{}
+	a.Lifecycle.PreStop.Exec.Command = []string{"sleep", preStopSeconds}
 	return a
 }
 
@@ -327,32 +450,70 @@ type volume struct {
 type annotations struct {
 	Status      string `json:"sidecar-injector.io/status"`
 	AgentConfig string `json:"sidecar-injector.io/agent-config"`
+	AgentFiles  string `json:"sidecar-injector.io/agent-files"`
+}
+
+// choosePort is lib/inject/metrics_port.ts: the default port, moved past the
+// ports the pod's containers declare (with a warning); 0 for a hostNetwork pod.
+func choosePort(p *pod, warnings *[]string) int {
+	if p.Spec.HostNetwork {
+		*warnings = append(*warnings, "sidecar-injector: hostNetwork pod: the agent serves no metrics and has no probes (its port would be the node's)")
+		return 0
+	}
+	taken := map[int]bool{}
+	for _, c := range p.Spec.Containers {
+		for _, q := range c.Ports {
+			taken[q.ContainerPort] = true
+		}
+	}
+	for _, c := range p.Spec.InitContainers {
+		for _, q := range c.Ports {
+			taken[q.ContainerPort] = true
+		}
+	}
+	port := metricsPort
+	for taken[port] && port < 65535 {
+		port++
+	}
+	if taken[port] {
+		port = 1024
+	}
+	for taken[port] {
+		port++
+	}
+	if port != metricsPort {
+		*warnings = append(*warnings, fmt.Sprintf("sidecar-injector: port %d is already declared by a container; the agent's metrics listen on %d (port name %s)", metricsPort, port, metricsPortName))
+	}
+	return port
 }
 
 // patchFor builds the patch the server answers for the default config, byte
-// for byte (bench checks compare them): status and agent config annotations,
-// log/state/config volumes, a mount per app container, the native sidecar.
-// Stand-in limits: no annotations read but the status, no name or mount-path
-// collisions handled, the agent never takes over an app's user.
-func patchFor(p *pod) []op {
+// for byte (bench checks compare them): status, agent config and agent files
+// annotations, log/state/config volumes, a mount per app container, the
+// native sidecar. Stand-in limits: no annotations read but the status, no
+// name or mount-path collisions handled, the agent never takes over an app's user.
+func patchFor(p *pod, warnings *[]string) []op {
 	names := make([]string, len(p.Spec.Containers))
 	for i, c := range p.Spec.Containers {
 		names[i] = c.Name
 	}
-	config := fluentdConfig(names)
+	port := choosePort(p, warnings)
+	config := fluentdConfig(names, port != 0)
 	var ops []op
 	if p.Metadata.Annotations == nil {
-		ops = append(ops, op{"add", "/metadata/annotations", annotations{status, config}})
+		ops = append(ops, op{"add", "/metadata/annotations", annotations{status, config, fluentdPlugin}})
 	} else {
 		ops = append(ops, op{"add", "/metadata/annotations/sidecar-injector.io~1status", status})
 		ops = append(ops, op{"add", "/metadata/annotations/sidecar-injector.io~1agent-config", config})
+		ops = append(ops, op{"add", "/metadata/annotations/sidecar-injector.io~1agent-files", fluentdPlugin})
 	}
 	volumes := []volume{
 		{Name: "app-logs", EmptyDir: &emptyDir{"1Gi"}},
 		{Name: "app-logs-state", EmptyDir: &emptyDir{stateLimit}},
-		{Name: "app-logs-config", DownwardAPI: &downwardAPI{[]downwardItem{{
-			Path: "fluent.conf", FieldRef: fieldRef{"metadata.annotations['" + configKey + "']"},
-		}}}},
+		{Name: "app-logs-config", DownwardAPI: &downwardAPI{[]downwardItem{
+			{Path: "fluent.conf", FieldRef: fieldRef{"metadata.annotations['" + configKey + "']"}},
+			{Path: pluginFile, FieldRef: fieldRef{"metadata.annotations['" + filesKey + "']"}},
+		}}},
 	}
 	if p.Spec.Volumes == nil {
 		ops = append(ops, op{"add", "/spec/volumes", volumes})
@@ -370,9 +531,9 @@ func patchFor(p *pod) []op {
 		}
 	}
 	if p.Spec.InitContainers == nil {
-		ops = append(ops, op{"add", "/spec/initContainers", []agent{sidecar()}})
+		ops = append(ops, op{"add", "/spec/initContainers", []agent{sidecar(port)}})
 	} else {
-		ops = append(ops, op{"add", "/spec/initContainers/-", sidecar()})
+		ops = append(ops, op{"add", "/spec/initContainers/-", sidecar(port)})
 	}
 	return ops
 }
@@ -461,7 +622,7 @@ func main() {
 				return
 			}
 			if _, done := p.Metadata.Annotations["sidecar-injector.io/status"]; !done {
-				patch := marshal(patchFor(&p))
+				patch := marshal(patchFor(&p, &response.Warnings))
 				response.PatchType = "JSONPatch"
 				response.Patch = base64.StdEncoding.EncodeToString(patch)
 				decision = "injected"
