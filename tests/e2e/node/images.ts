@@ -255,9 +255,14 @@ async function sharedLibs(files: string[]): Promise<string[]> {
   return [...libs];
 }
 
-/** Copies `paths` (files or dirs, symlinks resolved for libs) into `rootfs` at the same paths. */
+/** Copies `paths` (files or dirs) into `rootfs` at the same paths. */
 async function copyInto(rootfs: string, paths: string[]): Promise<void> {
-  for (const p of paths) await must("cp", ["-a", "-L", "--parents", p, rootfs]);
+  for (const p of paths) {
+    await Deno.mkdir(`${rootfs}${p.slice(0, p.lastIndexOf("/"))}`, { recursive: true });
+    // Files (binaries, libraries) dereferenced; dirs as they are (dangling doc links included).
+    const dir = (await Deno.stat(p)).isDirectory;
+    await must("cp", [dir ? "-a" : "-aL", p, `${rootfs}${p}`]);
+  }
 }
 
 /**
