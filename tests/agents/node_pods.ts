@@ -171,7 +171,15 @@ for (const agent of AGENTS) {
       await waitAgentRunning(node, ns, "job", agent);
       const t0 = performance.now();
       const shipped = await follow(node, ns, "job", agent);
-      const p = await node.cp.kubectlJson(["get", "pod", "-n", ns, "job", "-o", "json"]);
+      const p = await node.cp.waitFor(
+        "the Job's pod done",
+        async () => {
+          const p = await node.cp.kubectlJson(["get", "pod", "-n", ns, "job", "-o", "json"]);
+          return ["Succeeded", "Failed"].includes(p.status.phase) ? p : undefined;
+        },
+        60_000,
+        500,
+      );
       figures.push(
         `${agent} job: ${shipped.size}/${N} lines, pod ${p.status.phase} after ${
           Math.round(performance.now() - t0)

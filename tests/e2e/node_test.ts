@@ -565,3 +565,11 @@ Deno.test(
     assert.match(native.reason, /the app containers cannot start until it runs/);
   },
 );
+
+Deno.test("node: teardown leaves the host as it found it", opts, async () => {
+  if (!nodeRef) await setup();
+  const node = nodeRef!;
+  nodeRef = undefined;
+  const left = await node.stop();
+  assert.deepEqual(left, [], `host state differs after teardown:\n${left.join("\n")}`);
+});

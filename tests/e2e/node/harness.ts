@@ -18,7 +18,14 @@ import {
   startControlPlane,
   terminate,
 } from "../control_plane/harness.ts";
-import { diff, type HostState, processesMentioning, restore, snapshot } from "./host_state.ts";
+import {
+  diff,
+  type HostState,
+  mountPoints,
+  processesMentioning,
+  restore,
+  snapshot,
+} from "./host_state.ts";
 import {
   busyboxImage,
   type ImageArchive,
@@ -168,9 +175,7 @@ export async function startNode(agentRefs: string[]): Promise<Node> {
     await new Promise((r) => setTimeout(r, 300));
     // Mounts below the state dir, deepest first (volumes, rootfs overlays, netns, shm).
     for (let i = 0; i < 3; i++) {
-      const mounts = (await Deno.readTextFile("/proc/self/mountinfo")).split("\n")
-        .map((l) => l.split(" ")[4]).filter((m): m is string => !!m && m.startsWith(`${dir}/`))
-        .sort().reverse();
+      const mounts = (await mountPoints()).filter((m) => m.startsWith(`${dir}/`)).sort().reverse();
       if (mounts.length === 0) break;
       for (const m of [...new Set(mounts)]) {
         const r = await exec("umount", [m]);
@@ -420,7 +425,7 @@ async function cgroupProcFiles(): Promise<string[]> {
 /** SIGKILL of whatever still runs in a kubepods cgroup (containers whose shim is gone). */
 async function killCgroupProcs(): Promise<void> {
   for (const f of await cgroupProcFiles()) {
-    const pids = (await Deno.readTextFile(f).catch(() => "")).split("\n").filter((x) => x);
+    const pids = (await exec("cat", [f])).stdout.split("\n").filter((x) => x);
     for (const p of pids) {
       try {
         Deno.kill(Number(p), "SIGKILL");

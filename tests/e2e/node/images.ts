@@ -50,6 +50,8 @@ export async function writeOciArchive(
   try {
     const blobs = `${work}/layout/blobs/sha256`;
     await Deno.mkdir(blobs, { recursive: true });
+    // The layer's "." entry becomes the container's "/": a temp dir's 0700 would lock out non-root users.
+    await Deno.chmod(rootfs, 0o755);
     await must("tar", [...TAR_FLAGS, "-C", rootfs, "-cf", `${work}/layer.tar`, "."]);
     const layer = await Deno.readFile(`${work}/layer.tar`);
     const layerDigest = await sha256Hex(layer);
@@ -111,6 +113,9 @@ export async function writeOciArchive(
   }
 }
 
+/** Bumped when the way archives are written changes, so cached ones are rebuilt. */
+const LAYOUT_VERSION = "2";
+
 /** Where archives are cached between runs. */
 export function imageCacheDir(): string {
   const root = Deno.env.get("SIDECAR_E2E_CACHE") ??
@@ -127,7 +132,7 @@ async function cached(
 ): Promise<ImageArchive> {
   const dir = imageCacheDir();
   await Deno.mkdir(dir, { recursive: true });
-  const short = (await sha256Hex(enc.encode(`${ref}\n${key}`))).slice(0, 16);
+  const short = (await sha256Hex(enc.encode(`${LAYOUT_VERSION}\n${ref}\n${key}`))).slice(0, 16);
   const path = `${dir}/${name}-${short}.tar`;
   try {
     await Deno.stat(path);
@@ -262,9 +267,14 @@ async function sharedLibs(files: string[]): Promise<string[]> {
   return [...libs];
 }
 
-/** Copies `paths` (files or dirs, symlinks resolved for libs) into `rootfs` at the same paths. */
+/** Copies `paths` (files or dirs) into `rootfs` at the same paths. */
 async function copyInto(rootfs: string, paths: string[]): Promise<void> {
-  for (const p of paths) await must("cp", ["-a", "-L", "--parents", p, rootfs]);
+  for (const p of paths) {
+    await Deno.mkdir(`${rootfs}${p.slice(0, p.lastIndexOf("/"))}`, { recursive: true });
+    // Files (binaries, libraries) dereferenced; dirs as they are (dangling doc links included).
+    const dir = (await Deno.stat(p)).isDirectory;
+    await must("cp", [dir ? "-a" : "-aL", p, `${rootfs}${p}`]);
+  }
 }
 
 /**
