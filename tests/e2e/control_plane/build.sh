@@ -3,6 +3,8 @@
 # once, into a cache outside the repo keyed by version. Prints the bin directory on its last line.
 # No binary download site is reachable here, so the Go module proxy is the only source.
 set -euo pipefail
+# shellcheck source=../k8s_cmds.sh
+. "$(cd "$(dirname "$0")/.." && pwd)/k8s_cmds.sh"
 
 K8S_VERSION="${K8S_VERSION:-v1.37.2}"
 STAGING_VERSION="${STAGING_VERSION:-v0.37.2}"
@@ -34,41 +36,7 @@ fi
 
 if ! [ -x "$BIN/kube-apiserver" ] || ! [ -x "$BIN/kube-controller-manager" ] || ! [ -x "$BIN/kubectl" ]; then
   log "building kube-apiserver, kube-controller-manager, kubectl $K8S_VERSION (first time: 15-25 min on 2 cores)"
-  mkdir -p "$work/k8s" && cd "$work/k8s"
-  staging="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
-    cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api cri-client
-    cri-streaming csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator
-    kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission
-    sample-apiserver sample-cli-plugin sample-controller streaming"
-  {
-    echo "module e2e.local/k8s"
-    echo
-    echo "go 1.26"
-    echo
-    echo "require k8s.io/kubernetes $K8S_VERSION"
-    echo
-    for m in $staging; do echo "replace k8s.io/$m => k8s.io/$m $STAGING_VERSION"; done
-  } >go.mod
-  cat >tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-  go mod tidy >&2
-  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
-  ld="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
-  done
-  mkdir -p "$work/out"
-  go build -p 2 -trimpath -ldflags "$ld" -o "$work/out/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl >&2
+  build_k8s_cmds "$work/k8s" "$work/out" kube-apiserver kube-controller-manager kubectl
   mv "$work/out/"* "$BIN/"
 fi
 

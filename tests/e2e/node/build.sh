@@ -5,6 +5,8 @@
 # Go modules are the only source here (no binary download site is reachable); runc, the CNI
 # plugins, busybox-static and iptables come from Debian (.ci/run installs them).
 set -euo pipefail
+# shellcheck source=../k8s_cmds.sh
+. "$(cd "$(dirname "$0")/.." && pwd)/k8s_cmds.sh"
 
 K8S_VERSION="${K8S_VERSION:-v1.37.2}"
 STAGING_VERSION="${STAGING_VERSION:-v0.37.2}"
@@ -28,40 +30,7 @@ log() { echo "node/build.sh: $*" >&2; }
 
 if ! [ -x "$BIN/kubelet" ] || ! [ -x "$BIN/kube-scheduler" ] || ! [ -x "$BIN/pause" ]; then
   log "building kubelet, kube-scheduler $K8S_VERSION (~1.5 min with a warm Go cache)"
-  mkdir -p "$work/k8s" && cd "$work/k8s"
-  staging="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
-    cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api cri-client
-    cri-streaming csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator
-    kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission
-    sample-apiserver sample-cli-plugin sample-controller streaming"
-  {
-    echo "module e2e.local/node"
-    echo
-    echo "go 1.26"
-    echo
-    echo "require k8s.io/kubernetes $K8S_VERSION"
-    echo
-    for m in $staging; do echo "replace k8s.io/$m => k8s.io/$m $STAGING_VERSION"; done
-  } >go.mod
-  cat >tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubelet"
-)
-GO
-  go mod tidy >&2
-  minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
-  ld="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
-  done
-  mkdir -p "$work/out"
-  go build -p 2 -trimpath -ldflags "$ld" -o "$work/out/" \
-    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler >&2
+  build_k8s_cmds "$work/k8s" "$work/out" kubelet kube-scheduler
   # The sandbox ("pause") image's binary, from the same module's source, linked statically.
   pause_c="$(go env GOMODCACHE)/k8s.io/kubernetes@$K8S_VERSION/build/pause/linux/pause.c"
   gcc -Os -static -DVERSION="$K8S_VERSION" -o "$work/out/pause" "$pause_c" >&2
