@@ -28,13 +28,18 @@ const opts = { ...E2E_TEST_OPTS, ignore: missing.length > 0 };
 const AGENTS = ["fluentd", "fluent-bit"] as const;
 type Agent = typeof AGENTS[number];
 
-/** Directories of the Debian Ruby and its gems that Fluentd loads. */
+/**
+ * The Debian Ruby and the dirs of its libraries and gems that Fluentd loads. /usr/bin/ruby is a
+ * symlink (-> ruby3.1) and Fluentd's supervisor spawns its worker with the target's path
+ * (RbConfig.ruby); `hostAgentImage` copies both.
+ */
 const RUBY_DIRS = [
   "/usr/bin/ruby",
   "/usr/lib/ruby",
   "/usr/lib/x86_64-linux-gnu/ruby",
   "/usr/lib/x86_64-linux-gnu/rubygems-integration",
   "/usr/share/rubygems-integration",
+  "/var/lib/gems",
 ];
 
 async function agentImages(): Promise<Obj[]> {
@@ -244,6 +249,94 @@ for (const agent of AGENTS) {
       );
       say(figures.at(-1)!);
       assert.equal(got.size, N);
+    },
+  );
+}
+
+/** Lines the `k`th short pod writes: 20 to 200, spread by a fixed step. */
+const shortPodLines = (k: number) => 20 + (k * 73) % 181;
+
+/** The `q` quantile (0..1) of `xs`, nearest rank. */
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
+
+for (const agent of AGENTS) {
+  Deno.test(
+    `node pods, ${agent}: 20 short pods in a row each ship every line of a new file (issue 26)`,
+    opts,
+    async () => {
+      const node = await setup();
+      const ns = await namespace(node, "short");
+      const PODS = 20;
+      const times: number[] = [];
+      let expected = 0;
+      let got = 0;
+      const failed: string[] = [];
+      const exits = new Set<number | undefined>();
+      for (let k = 0; k < PODS; k++) {
+        const name = `short-${k}`;
+        const n = shortPodLines(k);
+        expected += n;
+        const t0 = performance.now();
+        // A bare pod, native sidecar (the default): the app writes a file the agent has not
+        // seen yet and exits at once.
+        await create(node, {
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: {
+            name,
+            namespace: ns,
+            annotations: { "sidecar-injector.io/profile": agent },
+          },
+          spec: {
+            restartPolicy: "Never",
+            containers: [{
+              name: "app",
+              image: BUSYBOX_REF,
+              imagePullPolicy: "Never",
+              command: [
+                "sh",
+                "-c",
+                `i=0; while [ $i -lt ${n} ]; do echo "line $i"; i=$((i+1)); done > /var/log/app/run-${k}.log`,
+              ],
+            }],
+          },
+        });
+        const p = await node.cp.waitFor(
+          `${ns}/${name} done`,
+          async () => {
+            const p = await node.cp.kubectlJson(["get", "pod", "-n", ns, name, "-o", "json"]);
+            return ["Succeeded", "Failed"].includes(p.status?.phase) ? p : undefined;
+          },
+          180_000,
+          200,
+        );
+        times.push(performance.now() - t0);
+        // The pod is done: its agent container has ended, so its whole log is there.
+        const shipped = await follow(node, ns, name, agent);
+        got += shipped.size;
+        // The agent exits 0 too (an image lacking a library it loads late exits 127 after
+        // shipping everything, which the pod's phase does not show).
+        const exit = [...(p.status.initContainerStatuses ?? []), ...p.status.containerStatuses]
+          .find((c: Obj) => c.name === agent)?.state?.terminated?.exitCode;
+        exits.add(exit);
+        if (p.status.phase !== "Succeeded" || shipped.size !== n || exit !== 0) {
+          failed.push(`${name}: ${p.status.phase}, ${shipped.size}/${n} lines, agent exit ${exit}`);
+        }
+      }
+      figures.push(
+        `${agent} ${PODS} short pods: ${
+          PODS - failed.length
+        }/${PODS} ok, ${got}/${expected} lines, ` +
+          `create->Succeeded p50 ${(quantile(times, 0.5) / 1000).toFixed(1)} s, max ${
+            (Math.max(...times) / 1000).toFixed(1)
+          } s, agent exit codes ${[...exits].join(",")}`,
+      );
+      say(figures.at(-1)!);
+      assert.deepEqual(failed, []);
+      assert.equal(got, expected);
     },
   );
 }

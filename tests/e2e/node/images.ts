@@ -254,22 +254,40 @@ export async function standInAgentImage(
   );
 }
 
-/** The shared libraries `ldd` names for each of `files` (absolute paths, de-duplicated). */
+/**
+ * The shared libraries `ldd` names for each of `files` (absolute paths, de-duplicated), plus
+ * libgcc_s.so.1 beside a glibc: glibc dlopens it for pthread_exit / pthread_cancel (a thread's
+ * unwinding), so `ldd` never names it, and a program that ends a thread aborts without it.
+ */
 async function sharedLibs(files: string[]): Promise<string[]> {
   const libs = new Set<string>();
   for (const f of files) {
-    const r = await exec("ldd", [f]);
+    const r = await exec("ldd", [await Deno.realPath(f)]);
     for (const l of r.stdout.split("\n")) {
       const p = l.match(/(\/\S+) \(0x/)?.[1];
       if (p) libs.add(p);
     }
   }
+  for (const l of [...libs]) {
+    if (!/\/libc\.so\.6$/.test(l)) continue;
+    const gcc = `${l.slice(0, l.lastIndexOf("/"))}/libgcc_s.so.1`;
+    if (await Deno.stat(gcc).then(() => true, () => false)) libs.add(gcc);
+  }
   return [...libs];
 }
 
-/** Copies `paths` (files or dirs) into `rootfs` at the same paths. */
+/**
+ * Copies `paths` (files or dirs) into `rootfs` at the same paths. A file that is a symlink is
+ * copied dereferenced at its own path and at its target's (Debian's /usr/bin/ruby -> ruby3.1:
+ * Ruby and wrappers may name either).
+ */
 async function copyInto(rootfs: string, paths: string[]): Promise<void> {
+  const all = new Set<string>();
   for (const p of paths) {
+    all.add(p);
+    if (!(await Deno.stat(p)).isDirectory) all.add(await Deno.realPath(p));
+  }
+  for (const p of all) {
     await Deno.mkdir(`${rootfs}${p.slice(0, p.lastIndexOf("/"))}`, { recursive: true });
     // Files (binaries, libraries) dereferenced; dirs as they are (dangling doc links included).
     const dir = (await Deno.stat(p)).isDirectory;
