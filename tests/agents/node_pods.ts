@@ -124,6 +124,43 @@ function follow(node: Node, ns: string, pod: string, agent: Agent): Promise<Set<
   });
 }
 
+/** A busybox app pod injected with `agent`'s profile; `restartPolicy` set when given. */
+function appPod(
+  ns: string,
+  name: string,
+  agent: Agent,
+  script: string,
+  restartPolicy?: string,
+): Obj {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, namespace: ns, annotations: { "sidecar-injector.io/profile": agent } },
+    spec: {
+      ...(restartPolicy ? { restartPolicy } : {}),
+      containers: [{
+        name: "app",
+        image: BUSYBOX_REF,
+        imagePullPolicy: "Never",
+        command: ["sh", "-c", script],
+      }],
+    },
+  };
+}
+
+/** The pod once it has Succeeded or Failed. */
+function waitDone(node: Node, ns: string, name: string, timeoutMs: number, everyMs: number) {
+  return node.cp.waitFor(
+    `${ns}/${name} done`,
+    async () => {
+      const p = await node.cp.kubectlJson(["get", "pod", "-n", ns, name, "-o", "json"]);
+      return ["Succeeded", "Failed"].includes(p.status?.phase) ? p : undefined;
+    },
+    timeoutMs,
+    everyMs,
+  );
+}
+
 async function waitAgentRunning(node: Node, ns: string, pod: string, agent: Agent) {
   return await node.cp.waitFor(
     `${agent} running in ${ns}/${pod}`,
@@ -150,41 +187,18 @@ for (const agent of AGENTS) {
       const N = 5000;
       // The app runs a few seconds after its last line: a Job shorter than the agent's first
       // read loses lines, which is issue 26 (startup probe + preStop), not measured here.
-      const pod = {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: {
-          name: "job",
-          namespace: ns,
-          annotations: { "sidecar-injector.io/profile": agent },
-        },
-        spec: {
-          restartPolicy: "Never",
-          containers: [{
-            name: "app",
-            image: BUSYBOX_REF,
-            imagePullPolicy: "Never",
-            command: [
-              "sh",
-              "-c",
-              `sleep 3; i=0; while [ $i -lt ${N} ]; do echo "line $i"; i=$((i+1)); done >> /var/log/app/app.log; sleep 3`,
-            ],
-          }],
-        },
-      };
+      const pod = appPod(
+        ns,
+        "job",
+        agent,
+        `sleep 3; i=0; while [ $i -lt ${N} ]; do echo "line $i"; i=$((i+1)); done >> /var/log/app/app.log; sleep 3`,
+        "Never",
+      );
       await create(node, pod);
       await waitAgentRunning(node, ns, "job", agent);
       const t0 = performance.now();
       const shipped = await follow(node, ns, "job", agent);
-      const p = await node.cp.waitFor(
-        "the Job's pod done",
-        async () => {
-          const p = await node.cp.kubectlJson(["get", "pod", "-n", ns, "job", "-o", "json"]);
-          return ["Succeeded", "Failed"].includes(p.status.phase) ? p : undefined;
-        },
-        60_000,
-        500,
-      );
+      const p = await waitDone(node, ns, "job", 60_000, 500);
       figures.push(
         `${agent} job: ${shipped.size}/${N} lines, pod ${p.status.phase} after ${
           Math.round(performance.now() - t0)
@@ -203,23 +217,7 @@ for (const agent of AGENTS) {
       const node = await setup();
       const ns = await namespace(node, "delete");
       const N = 5000;
-      await create(node, {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: {
-          name: "burst",
-          namespace: ns,
-          annotations: { "sidecar-injector.io/profile": agent },
-        },
-        spec: {
-          containers: [{
-            name: "app",
-            image: BUSYBOX_REF,
-            imagePullPolicy: "Never",
-            command: ["sh", "-c", "sleep 3600"],
-          }],
-        },
-      });
+      await create(node, appPod(ns, "burst", agent, "sleep 3600"));
       await waitAgentRunning(node, ns, "burst", agent);
       await new Promise((r) => setTimeout(r, 2000)); // the agent's tail is set up
       const shipped = follow(node, ns, "burst", agent);
@@ -282,37 +280,17 @@ for (const agent of AGENTS) {
         const t0 = performance.now();
         // A bare pod, native sidecar (the default): the app writes a file the agent has not
         // seen yet and exits at once.
-        await create(node, {
-          apiVersion: "v1",
-          kind: "Pod",
-          metadata: {
+        await create(
+          node,
+          appPod(
+            ns,
             name,
-            namespace: ns,
-            annotations: { "sidecar-injector.io/profile": agent },
-          },
-          spec: {
-            restartPolicy: "Never",
-            containers: [{
-              name: "app",
-              image: BUSYBOX_REF,
-              imagePullPolicy: "Never",
-              command: [
-                "sh",
-                "-c",
-                `i=0; while [ $i -lt ${n} ]; do echo "line $i"; i=$((i+1)); done > /var/log/app/run-${k}.log`,
-              ],
-            }],
-          },
-        });
-        const p = await node.cp.waitFor(
-          `${ns}/${name} done`,
-          async () => {
-            const p = await node.cp.kubectlJson(["get", "pod", "-n", ns, name, "-o", "json"]);
-            return ["Succeeded", "Failed"].includes(p.status?.phase) ? p : undefined;
-          },
-          180_000,
-          200,
+            agent,
+            `i=0; while [ $i -lt ${n} ]; do echo "line $i"; i=$((i+1)); done > /var/log/app/run-${k}.log`,
+            "Never",
+          ),
         );
+        const p = await waitDone(node, ns, name, 180_000, 200);
         times.push(performance.now() - t0);
         // The pod is done: its agent container has ended, so its whole log is there.
         const shipped = await follow(node, ns, name, agent);
