@@ -179,17 +179,30 @@ export function printServers(
 }
 
 /** The large-pod storm, one row per concurrency. */
-export function printStorm(levels: readonly StormLevel[], limitMiB: number): void {
+export function printStorm(
+  levels: readonly StormLevel[],
+  floor: readonly StormLevel[],
+  limitMiB: number,
+): void {
   out("");
   out(table([
-    ["large-pod storm (server)", "req/s", "p99 ms", "peak RSS MiB", "budget 503", "other non-200"],
-    ...levels.map((l) => [
+    [
+      "large-pod storm (server)",
+      "req/s",
+      "p99 ms",
+      "peak RSS MiB",
+      "budget 503",
+      "other non-200",
+      "node:https floor: req/s, peak MiB",
+    ],
+    ...levels.map((l, i) => [
       `${l.connections} connections`,
       f(l.rps, 0),
       f(l.p99Ms),
       f(l.peakMiB, 1),
       String(l.budget503),
       String(l.unexpected),
+      floor[i] ? `${f(floor[i].rps, 0)}, ${f(floor[i].peakMiB, 1)}` : "-",
     ]),
   ]));
   out(`Deployment memory limit: ${limitMiB} MiB`);

@@ -7,7 +7,8 @@
  * Alternating servers, 3 rounds (1 with --quick), medians of: wrk -t2 -c16
  * (realistic and small review), 1,000 req/s paced latency, 500 sequential
  * reviews on one connection. Then the large-pod storm (16/64/256 connections,
- * fresh server each, peak RSS), cold start-to-ready, `inject()` alone, and
+ * fresh server each, peak RSS; the node:https floor too, for the stack's own
+ * share), cold start-to-ready, `inject()` alone, and
  * with --cpu-prof a profile. Prints the targets below, writes bench/results/.
  * `--install` lets it apt-get wrk when missing.
  * @module
@@ -200,6 +201,7 @@ async function main(): Promise<number> {
 
   out(`large-pod storm (${bodies.large!.byteLength} B reviews, fresh server per level)`);
   const levels = await storm(caCert, files.large!, STORM_SECONDS);
+  const floorLevels = await storm(caCert, files.large!, STORM_SECONDS, "node_floor");
   const limitMiB = await deploymentLimitMiB();
   const starts = [];
   for (let i = 0; i < COLD_STARTS; i++) starts.push(await coldStart(caCert));
@@ -215,7 +217,7 @@ async function main(): Promise<number> {
     idle: servers.map((s) => rssIdle.get(s.name)),
     after: servers.map((s) => rssAfter.get(s.name)),
   }, SEQUENTIAL);
-  printStorm(levels, limitMiB);
+  printStorm(levels, floorLevels, limitMiB);
   out(`start-to-ready median ${f(startMs, 0)} ms`);
   for (const b of inject) out(`${b.name}: ${f(b.nsPerIter / 1000, 1)} µs`);
 
@@ -259,7 +261,7 @@ async function main(): Promise<number> {
       targets,
       summary: Object.fromEntries(S),
       rssMiB: { idle: Object.fromEntries(rssIdle), afterLoadKiB: Object.fromEntries(rssAfter) },
-      storm: { limitMiB, levels },
+      storm: { limitMiB, levels, nodeFloor: floorLevels },
       startToReadyMs: { median: startMs, runs: starts },
       inject,
       checks: allChecks,

@@ -7,7 +7,7 @@
 import { memoryKiB, terminate } from "../testing/process.ts";
 import { buildRequest } from "../testing/http1.ts";
 import { connect, exchange, type Target } from "./load.ts";
-import { start } from "./servers.ts";
+import { type ServerName, start } from "./servers.ts";
 import { wrk, type WrkResult } from "./wrk.ts";
 
 /** One storm level. */
@@ -34,15 +34,20 @@ async function budgetRefusals(t: Target): Promise<number> {
 /** The concurrencies of the storm. */
 export const STORM_CONNECTIONS = [16, 64, 256] as const;
 
-/** Runs one level per entry of {@link STORM_CONNECTIONS} against fresh servers. */
+/**
+ * Runs one level per entry of {@link STORM_CONNECTIONS} against fresh servers.
+ * The node:https floor runs it too: what the stack alone (TLS, HTTP, reading
+ * and parsing the bodies, same V8 flags and environment) costs at each level.
+ */
 export async function storm(
   caCert: string,
   bodyFile: string,
   seconds: number,
+  name: ServerName = "server",
 ): Promise<StormLevel[]> {
   const levels: StormLevel[] = [];
   for (const connections of STORM_CONNECTIONS) {
-    const srv = await start("server", caCert, { log: `.tmp/bench-storm-${connections}.log` });
+    const srv = await start(name, caCert, { log: `.tmp/bench-storm-${name}-${connections}.log` });
     let w: WrkResult;
     let peak: number;
     let budget503: number;
