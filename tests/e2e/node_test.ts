@@ -89,6 +89,42 @@ function app(lines: number, thenSleep: number, extra: Obj = {}): Obj {
   };
 }
 
+/** A bare Pod in `ns` with `annotations` and `spec`. */
+function barePod(ns: string, name: string, spec: Obj, annotations: Record<string, string> = {}) {
+  return { apiVersion: "v1", kind: "Pod", metadata: { name, namespace: ns, annotations }, spec };
+}
+
+/** The pod's Ready condition is True. */
+const isReady = (p: Obj) =>
+  p?.status?.conditions?.find((c: Obj) => c.type === "Ready")?.status === "True";
+
+/** Polls pod `ns/name` every 500 ms until `ok` holds; returns it. */
+async function waitPod(
+  node: Node,
+  ns: string,
+  name: string,
+  what: string,
+  ok: (p: Obj) => boolean,
+  ms = 120_000,
+): Promise<Obj> {
+  return await node.cp.waitFor(
+    `pod ${ns}/${name} ${what}`,
+    async () => {
+      const p = await getPod(node, ns, name);
+      return ok(p) ? p : undefined;
+    },
+    ms,
+    500,
+  );
+}
+
+/** `kubectl exec` of `cmd` in a container; its stdout. */
+async function execIn(node: Node, ns: string, pod: string, container: string, cmd: string[]) {
+  const r = await node.cp.kubectl(["exec", "-n", ns, pod, "-c", container, "--", ...cmd]);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout;
+}
+
 /** The agent's status among init (native) or regular (classic) container statuses. */
 function agentStatus(pod: Obj, name = "fluentd"): Obj {
   return [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]
@@ -136,9 +172,7 @@ Deno.test("node: a Deployment's pod runs with the agent started and ready", opts
     "Deployment pod Ready",
     async () => {
       const l = await node.cp.kubectlJson(["get", "pods", "-n", ns, "-l", "app=web", "-o", "json"]);
-      const p = l.items[0];
-      const ready = p?.status?.conditions?.find((c: Obj) => c.type === "Ready");
-      return ready?.status === "True" ? p : undefined;
+      return isReady(l.items[0]) ? l.items[0] : undefined;
     },
     120_000,
     500,
@@ -161,16 +195,8 @@ Deno.test("node: a Deployment's pod runs with the agent started and ready", opts
 });
 
 /** Waits for the pod to reach `phase`; returns it. */
-async function waitPhase(node: Node, ns: string, name: string, phase: string, ms = 120_000) {
-  return await node.cp.waitFor(
-    `pod ${ns}/${name} ${phase}`,
-    async () => {
-      const p = await getPod(node, ns, name);
-      return p.status?.phase === phase ? p : undefined;
-    },
-    ms,
-    500,
-  );
+function waitPhase(node: Node, ns: string, name: string, phase: string, ms = 120_000) {
+  return waitPod(node, ns, name, phase, (p) => p.status?.phase === phase, ms);
 }
 
 /** The agent started before the app and stopped after it (from the container statuses). */
@@ -247,13 +273,12 @@ Deno.test(
     const node = await setup();
     const ns = await namespace(node, "bare");
     for (const mode of ["native", "classic"]) {
-      const name = `bare-${mode}`;
-      await apply(node, {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { name, namespace: ns, annotations: { "sidecar-injector.io/mode": mode } },
-        spec: { restartPolicy: "Never", containers: [app(10, 2)] },
-      });
+      await apply(
+        node,
+        barePod(ns, `bare-${mode}`, { restartPolicy: "Never", containers: [app(10, 2)] }, {
+          "sidecar-injector.io/mode": mode,
+        }),
+      );
     }
     const native = await waitPhase(node, ns, "bare-native", "Succeeded");
     assertAgentWrapsApp(native);
@@ -279,40 +304,18 @@ Deno.test(
       capabilities: { drop: ["ALL"] },
       seccompProfile: { type: "RuntimeDefault" },
     };
-    await apply(node, {
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: { name: "strict", namespace: ns },
-      spec: { containers: [app(3, 3600, { securityContext: restricted })] },
-    });
-    const pod = await node.cp.waitFor(
-      "restricted pod Ready",
-      async () => {
-        const p = await getPod(node, ns, "strict");
-        const ready = p.status?.conditions?.find((c: Obj) => c.type === "Ready");
-        return ready?.status === "True" ? p : undefined;
-      },
-      120_000,
-      500,
+    await apply(
+      node,
+      barePod(ns, "strict", { containers: [app(3, 3600, { securityContext: restricted })] }),
     );
+    const pod = await waitPod(node, ns, "strict", "Ready", isReady);
     assert.ok(pod.metadata.annotations[STATUS], "injected");
     assert.ok(agentStatus(pod).state.running);
     // runc applied the rendered user (the agent takes the app's uid, to read its files).
     const rendered = pod.spec.initContainers.find((c: Obj) => c.name === "fluentd");
     assert.equal(rendered.securityContext.runAsUser, 1000);
-    const r = await node.cp.kubectl([
-      "exec",
-      "-n",
-      ns,
-      "strict",
-      "-c",
-      "fluentd",
-      "--",
-      "id",
-      "-u",
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout.trim(), String(rendered.securityContext.runAsUser));
+    const uid = await execIn(node, ns, "strict", "fluentd", ["id", "-u"]);
+    assert.equal(uid.trim(), String(rendered.securityContext.runAsUser));
   },
 );
 
@@ -323,26 +326,20 @@ Deno.test(
     const node = await setup();
     const ns = await namespace(node, "config");
     for (const profile of ["fluentd", "fluent-bit"]) {
-      await apply(node, {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: {
-          name: profile,
-          namespace: ns,
-          annotations: { "sidecar-injector.io/profile": profile },
-        },
-        spec: { containers: [app(1, 3600)] },
-      });
+      await apply(
+        node,
+        barePod(ns, profile, { containers: [app(1, 3600)] }, {
+          "sidecar-injector.io/profile": profile,
+        }),
+      );
     }
     for (const profile of ["fluentd", "fluent-bit"]) {
-      const pod = await node.cp.waitFor(
-        `${profile} pod running`,
-        async () => {
-          const p = await getPod(node, ns, profile);
-          return agentStatus(p, profile)?.state?.running ? p : undefined;
-        },
-        120_000,
-        500,
+      const pod = await waitPod(
+        node,
+        ns,
+        profile,
+        "agent running",
+        (p) => agentStatus(p, profile)?.state?.running,
       );
       const agent = [...pod.spec.initContainers, ...pod.spec.containers].find((c: Obj) =>
         c.name === profile
@@ -350,19 +347,10 @@ Deno.test(
       const args: string[] = [...(agent.command ?? []), ...(agent.args ?? [])];
       const path = args.join(" ").match(/-c (\/\S+)/)?.[1];
       assert.ok(path, `config path in ${args.join(" ")}`);
-      const r = await node.cp.kubectl([
-        "exec",
-        "-n",
-        ns,
-        profile,
-        "-c",
-        profile,
-        "--",
-        "cat",
-        path,
-      ]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout, pod.metadata.annotations[CONFIG]);
+      assert.equal(
+        await execIn(node, ns, profile, profile, ["cat", path]),
+        pod.metadata.annotations[CONFIG],
+      );
     }
   },
 );
@@ -386,12 +374,9 @@ Deno.test("node: kubectl rollout restart of the webhook loses no pod create", op
   while (!done || results.length < 10) {
     const name = `p${results.length}`;
     const r = await node.cp.kubectl(["create", "-n", ns, "-f", "-", "-o", "name"], {
-      stdin: JSON.stringify({
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: { name, namespace: ns },
-        spec: { nodeSelector: { "e2e/never": "true" }, containers: [app(1, 1)] },
-      }),
+      stdin: JSON.stringify(
+        barePod(ns, name, { nodeSelector: { "e2e/never": "true" }, containers: [app(1, 1)] }),
+      ),
     });
     results.push({ name, code: r.code, err: r.stderr });
   }
@@ -425,24 +410,14 @@ Deno.test("node: a log volume written past its sizeLimit is evicted", opts, asyn
   delete cm.metadata.resourceVersion;
   await apply(node, cm);
   const ns = await namespace(node, "evict");
-  const pod = (name: string) => ({
-    apiVersion: "v1",
-    kind: "Pod",
-    metadata: { name, namespace: ns, annotations: { "sidecar-injector.io/profile": "tiny" } },
-    spec: {
+  const pod = (name: string) =>
+    barePod(ns, name, {
       restartPolicy: "Never",
       containers: [{
-        name: "app",
-        image: BUSYBOX_REF,
-        imagePullPolicy: "Never",
-        command: [
-          "sh",
-          "-c",
-          "head -c 5242880 /dev/zero > /var/log/app/big.log; sleep 3600",
-        ],
+        ...app(0, 0),
+        command: ["sh", "-c", "head -c 5242880 /dev/zero > /var/log/app/big.log; sleep 3600"],
       }],
-    },
-  });
+    }, { "sidecar-injector.io/profile": "tiny" });
   const t0 = performance.now();
   await node.cp.waitFor(
     "the webhook serves the tiny profile",
@@ -496,16 +471,13 @@ Deno.test(
       { name: "crash-classic", mode: "classic", image: CRASHING_REF },
     ];
     for (const c of cases) {
-      await apply(node, {
-        apiVersion: "v1",
-        kind: "Pod",
-        metadata: {
-          name: c.name,
-          namespace: ns,
-          annotations: { "sidecar-injector.io/mode": c.mode, "sidecar-injector.io/image": c.image },
-        },
-        spec: { containers: [app(3, 3600)] },
-      });
+      await apply(
+        node,
+        barePod(ns, c.name, { containers: [app(3, 3600)] }, {
+          "sidecar-injector.io/mode": c.mode,
+          "sidecar-injector.io/image": c.image,
+        }),
+      );
     }
     const appState = (p: Obj) =>
       p.status?.containerStatuses?.find((c: Obj) => c.name === "app")?.state ?? {};
