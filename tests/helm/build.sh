@@ -20,7 +20,9 @@ trap 'rm -rf "$work"' EXIT
 echo "build.sh: building helm $HELM_VERSION from Go modules (first time: ~5 min on 2 cores)" >&2
 cd "$work"
 go mod init e2e.local/helm >/dev/null 2>&1
-go get "helm.sh/helm/v4@$HELM_VERSION" >&2
+# The command package, not the bare module: `go get` then records the sums of every module it
+# imports (a bare module path leaves them out and `go build` stops at "missing go.sum entry").
+go get "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >&2
 ld="-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
 go build -p 2 -trimpath -ldflags "$ld" -o "$BIN/helm.tmp" helm.sh/helm/v4/cmd/helm >&2
 mv "$BIN/helm.tmp" "$BIN/helm"
