@@ -23,6 +23,15 @@ import {
 import { FLUENTD_PLUGIN_TYPE } from "./fluentd_plugin.ts";
 
 /**
+ * Bytes in_tail reads from one file in a second, so at most this (plus one line) in one batch of
+ * records. Without it a batch was up to `read_lines_limit` (1,000) lines whatever their length:
+ * a 150 MB burst of 512 KiB lines OOM-killed Fluentd at its 256Mi limit, and again on every
+ * restart (the same batch is read again), so none of it shipped (tests/agents/node_pods.ts).
+ * 8 MiB a second is ~80,000 lines of 100 bytes, more than one Fluentd worker ships.
+ */
+const FLUENTD_READ_BYTES_PER_SECOND = 8 * 1024 * 1024;
+
+/**
  * The Fluentd config: tail every `*.log` at any depth, add pod, namespace,
  * node and container, buffer to files, ship to stdout (one JSON object per
  * line) or forward.
@@ -66,6 +75,9 @@ export function fluentdConfig(p: Pipeline): string {
       `  refresh_interval ${FLUSH_SECONDS}`,
       "  rotate_wait 30",
       `  max_line_size ${MAX_LINE_BYTES}`,
+      // A read stops after this many bytes of a file (the rest waits for the next second): one
+      // read's batch of records is otherwise up to 1,000 lines of up to 1 MiB each.
+      `  read_bytes_limit_per_second ${mib(FLUENTD_READ_BYTES_PER_SECOND)}`,
       ...fluentdParse(s.parser),
       "</source>",
     ];

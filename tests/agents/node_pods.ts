@@ -13,8 +13,9 @@ import assert from "node:assert/strict";
 import { say } from "../../testing/process.ts";
 import { E2E_TEST_OPTS } from "../e2e/control_plane/pods.ts";
 import { exec } from "../e2e/control_plane/harness.ts";
-import { deployWebhook } from "../e2e/node/deploy.ts";
-import { missingOnHost, type Node, startNode } from "../e2e/node/harness.ts";
+import { load } from "js-yaml";
+import { deployWebhook, waitRollout, WEBHOOK_DEPLOYMENT, WEBHOOK_NS } from "../e2e/node/deploy.ts";
+import { missingOnHost, type Node, NODE_NAME, startNode } from "../e2e/node/harness.ts";
 import { BUSYBOX_REF, hostAgentImage } from "../e2e/node/images.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -111,31 +112,45 @@ function follow(node: Node, ns: string, pod: string, agent: Agent): Promise<Set<
     pod,
     "-c",
     agent,
-  ], { timeoutMs: 300_000 }).then((r) => {
-    const seen = new Set<number>();
-    for (const l of r.stdout.split("\n")) {
-      if (!l.startsWith("{")) continue;
-      try {
-        const m = String(JSON.parse(l).log ?? "").match(/^line (\d+)$/);
-        if (m) seen.add(Number(m[1]));
-      } catch { /* the agent's own log */ }
-    }
-    return seen;
-  });
+  ], { timeoutMs: 300_000 }).then((r) => new Set(lineNumbers(r.stdout)));
 }
 
-/** A busybox app pod injected with `agent`'s profile; `restartPolicy` set when given. */
+/**
+ * The `N` of every record `{"log":"line N..."}` among `out`'s lines, repeats included; a long
+ * line is `line N` and padding after a space.
+ */
+function lineNumbers(out: string): number[] {
+  const seen: number[] = [];
+  for (const l of out.split("\n")) {
+    if (!l.startsWith("{")) continue;
+    try {
+      const m = String(JSON.parse(l).log ?? "").match(/^line (\d+)(?: |$)/);
+      if (m) seen.push(Number(m[1]));
+    } catch { /* the agent's own log */ }
+  }
+  return seen;
+}
+
+/**
+ * A busybox app pod injected with `agent`'s profile; `restartPolicy` set when given, and
+ * `annotations` over the profile's (another profile, a memory limit).
+ */
 function appPod(
   ns: string,
   name: string,
   agent: Agent,
   script: string,
   restartPolicy?: string,
+  annotations: Record<string, string> = {},
 ): Obj {
   return {
     apiVersion: "v1",
     kind: "Pod",
-    metadata: { name, namespace: ns, annotations: { "sidecar-injector.io/profile": agent } },
+    metadata: {
+      name,
+      namespace: ns,
+      annotations: { "sidecar-injector.io/profile": agent, ...annotations },
+    },
     spec: {
       ...(restartPolicy ? { restartPolicy } : {}),
       containers: [{
@@ -315,6 +330,362 @@ for (const agent of AGENTS) {
       say(figures.at(-1)!);
       assert.deepEqual(failed, []);
       assert.equal(got, expected);
+    },
+  );
+}
+
+/**
+ * The forward port of the aggregator pod. It runs with `hostNetwork`, on the node's IP: there is
+ * no kube-proxy and no DNS here, so a Service cannot be used, and a pod IP changes when the pod
+ * is re-created, while the node's IP is the same for every aggregator pod (the outage below
+ * deletes it and creates it again). Pods reach the node's IP through the bridge.
+ */
+const AGGREGATOR_PORT = 24224;
+
+/**
+ * The aggregator: the real Fluentd of the agent image, receiving forward (acknowledging each
+ * chunk once its records are printed) and printing one JSON line per record, its `log` cut to
+ * `line N` (the long lines of the OOM scenario are ~0.5 MB) and its length in `bytes`.
+ */
+const AGGREGATOR_CONF = `<system>
+  log_level warn
+</system>
+<source>
+  @type forward
+  bind 0.0.0.0
+  port ${AGGREGATOR_PORT}
+</source>
+<filter **>
+  @type record_transformer
+  enable_ruby true
+  renew_record true
+  <record>
+    log \${record["log"].to_s.split(" ", 3)[0, 2].join(" ")}
+    bytes \${record["log"].to_s.bytesize}
+    pod \${record["pod"]}
+  </record>
+</filter>
+<match **>
+  @type stdout
+  <format>
+    @type json
+  </format>
+</match>
+`;
+
+let forwardPromise: Promise<string> | undefined;
+/**
+ * Adds the profiles `fluentd-fwd` and `fluent-bit-fwd` (forward to the node's IP) to the
+ * webhook's ConfigMap, as an operator would, and restarts the webhook; returns the node's IP.
+ */
+function forwardProfiles(node: Node): Promise<string> {
+  return forwardPromise ??= (async () => {
+    const n = await node.cp.kubectlJson(["get", "node", NODE_NAME, "-o", "json"]);
+    const ip: string = n.status.addresses.find((a: Obj) => a.type === "InternalIP").address;
+    const cm = await node.cp.kubectlJson([
+      "get",
+      "configmap",
+      "-n",
+      WEBHOOK_NS,
+      "sidecar-injector-config",
+      "-o",
+      "json",
+    ]);
+    const config = load(cm.data["config.yaml"]) as Obj;
+    for (const agent of AGENTS) {
+      config.profiles[`${agent}-fwd`] = {
+        agent,
+        output: { type: "forward", host: ip, port: AGGREGATOR_PORT },
+      };
+    }
+    cm.data["config.yaml"] = JSON.stringify(config); // YAML is a superset of JSON
+    const r = await node.cp.kubectl(["replace", "-f", "-"], { stdin: JSON.stringify(cm) });
+    assert.equal(r.code, 0, r.stderr);
+    const rr = await node.cp.kubectl([
+      "rollout",
+      "restart",
+      "-n",
+      WEBHOOK_NS,
+      `deployment/${WEBHOOK_DEPLOYMENT}`,
+    ]);
+    assert.equal(rr.code, 0, rr.stderr);
+    await waitRollout(node);
+    return ip;
+  })();
+}
+
+/** Creates the aggregator pod in `ns` (with its ConfigMap the first time); resolves once it listens. */
+async function startAggregator(node: Node, ns: string, ip: string): Promise<void> {
+  const cm = await node.cp.kubectl(["get", "configmap", "-n", ns, "aggregator"]);
+  if (cm.code !== 0) {
+    await create(node, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "aggregator", namespace: ns },
+      data: { "fluent.conf": AGGREGATOR_CONF },
+    });
+  }
+  await create(node, {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: "aggregator",
+      namespace: ns,
+      annotations: { "sidecar-injector.io/inject": "false" },
+    },
+    spec: {
+      hostNetwork: true,
+      terminationGracePeriodSeconds: 10,
+      containers: [{
+        name: "fluentd",
+        image: "docker.io/fluent/fluentd:v1.17-1",
+        imagePullPolicy: "Never",
+        command: ["sh", "-c", "mkdir -p /tmp && exec fluentd -c /etc/aggregator/fluent.conf"],
+        volumeMounts: [{ name: "conf", mountPath: "/etc/aggregator" }],
+      }],
+      volumes: [{ name: "conf", configMap: { name: "aggregator" } }],
+    },
+  });
+  await node.cp.waitFor(
+    `aggregator listening on ${ip}:${AGGREGATOR_PORT}`,
+    async () => {
+      try {
+        (await Deno.connect({ hostname: ip, port: AGGREGATOR_PORT })).close();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    120_000,
+    500,
+  );
+}
+
+/** The `line N` numbers the aggregator pod printed so far, repeats included. */
+async function aggregatorLines(node: Node, ns: string): Promise<number[]> {
+  const r = await node.cp.kubectl(["logs", "-n", ns, "aggregator"]);
+  assert.equal(r.code, 0, r.stderr);
+  return lineNumbers(r.stdout);
+}
+
+/** Lost (of 0..n-1) and duplicated records among `got`, and the first lines seen twice. */
+function tally(
+  got: number[],
+  n: number,
+): { distinct: number; lost: number; dups: number; repeated: number[] } {
+  const distinct = new Set(got.filter((x) => x >= 0 && x < n)).size;
+  const seen = new Set<number>();
+  const repeated = new Set<number>();
+  for (const x of got) (seen.has(x) ? repeated : seen).add(x);
+  return {
+    distinct,
+    lost: n - distinct,
+    dups: got.length - seen.size,
+    repeated: [...repeated].slice(0, 10),
+  };
+}
+
+/** `t` as a figure: `received/sent lines, dups duplicates (lines ...)`. */
+const counted = (t: ReturnType<typeof tally>, n: number) =>
+  `${t.distinct}/${n} lines, ${t.dups} duplicates${
+    t.repeated.length > 0 ? ` (lines ${t.repeated.join(", ")})` : ""
+  }`;
+
+/** Polls the aggregator until it has `n` distinct lines (or `timeoutMs`); returns every line of it. */
+async function waitAggregator(
+  node: Node,
+  ns: string,
+  n: number,
+  before: number[],
+  timeoutMs: number,
+): Promise<number[]> {
+  const end = performance.now() + timeoutMs;
+  for (;;) {
+    const got = [...before, ...await aggregatorLines(node, ns)];
+    if (tally(got, n).distinct === n || performance.now() > end) return got;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+/** The agent container's status in `p`. */
+function agentStatus(p: Obj, agent: Agent): Obj {
+  return [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])]
+    .find((c: Obj) => c.name === agent);
+}
+
+/**
+ * The agent container's memory cgroup (cgroup v1, cgroupfs driver: kubepods/<qos>/pod<uid>/<id>).
+ */
+async function memoryCgroup(p: Obj, agent: Agent): Promise<string> {
+  const id = String(agentStatus(p, agent)?.containerID ?? "").replace(/^\w+:\/\//, "");
+  assert.ok(id, "agent container id");
+  const r = await exec("find", ["/sys/fs/cgroup/memory/kubepods", "-type", "d", "-name", id]);
+  const dir = r.stdout.trim().split("\n")[0];
+  assert.ok(dir, `no memory cgroup for ${id}`);
+  return dir;
+}
+
+/** The cgroup's RSS (memory.stat total_rss) and its peak usage (page cache included), bytes. */
+async function memoryOf(dir: string): Promise<{ rss: number; maxUsage: number }> {
+  const stat = await Deno.readTextFile(`${dir}/memory.stat`);
+  const rss = Number(stat.match(/^total_rss (\d+)$/m)?.[1] ?? NaN);
+  const maxUsage = Number((await Deno.readTextFile(`${dir}/memory.max_usage_in_bytes`)).trim());
+  return { rss, maxUsage };
+}
+
+const MiB = (b: number) => (b / 2 ** 20).toFixed(1);
+
+/**
+ * The agent's memory limit in the OOM scenario, given as the `memory-limit` pod annotation (it
+ * replaces the limit of the profile, whose forward output is kept). Measured on this node with
+ * the backlog below (cgroup v1 `memory.stat`): at idle Fluentd's RSS is 54 MiB and Fluent Bit's
+ * 1.6 MiB, so both start and idle under these limits; under the backlog, with room, Fluentd peaks
+ * at 87 MiB RSS (each 8 MiB read is held several times: lines, records, the chunk being written)
+ * and Fluent Bit at 12-16 MiB RSS, 15-26 MiB with the page cache of the chunk files it writes,
+ * which its cgroup is charged for. Fluentd at 72Mi and Fluent Bit at 16Mi were OOM-killed by the
+ * backlog every time; Fluent Bit at 18Mi, 20Mi, 24Mi was not.
+ */
+const OOM_LIMIT: Record<Agent, string> = { "fluentd": "72Mi", "fluent-bit": "16Mi" };
+/** The OOM scenario's backlog: 300 lines of 512 KiB, 150 MiB in 1-5 s (a line ships up to 1 MiB). */
+const OOM_LINES = 300;
+const OOM_LINE_BYTES = 512 * 1024;
+
+for (const agent of AGENTS) {
+  const limit = OOM_LIMIT[agent];
+  Deno.test(
+    `node pods, ${agent}: OOM-killed by its own memory limit mid-backlog, every line arrives once`,
+    opts,
+    async () => {
+      const node = await setup();
+      const ip = await forwardProfiles(node);
+      const ns = await namespace(node, "oom");
+      await startAggregator(node, ns, ip);
+      await create(
+        node,
+        appPod(ns, "oom", agent, "sleep 3600", undefined, {
+          "sidecar-injector.io/profile": `${agent}-fwd`,
+          "sidecar-injector.io/memory-limit": limit,
+        }),
+      );
+      const p0 = await waitAgentRunning(node, ns, "oom", agent);
+      await new Promise((r) => setTimeout(r, 5000)); // started, tailing, connected
+      const cgroup = await memoryCgroup(p0, agent);
+      const idle = await memoryOf(cgroup);
+      let peak = idle;
+      const poll = setInterval(() => {
+        memoryOf(cgroup).then((m) => {
+          peak = { rss: Math.max(peak.rss, m.rss), maxUsage: Math.max(peak.maxUsage, m.maxUsage) };
+        }, () => {/* the cgroup is gone with the killed container */});
+      }, 200);
+      const t0 = performance.now();
+      try {
+        const w = await node.cp.kubectl([
+          "exec",
+          "-n",
+          ns,
+          "oom",
+          "-c",
+          "app",
+          "--",
+          "sh",
+          "-c",
+          `pad=$(head -c ${OOM_LINE_BYTES} /dev/zero | tr '\\0' x); i=0; while [ $i -lt ${OOM_LINES} ]; do echo "line $i $pad"; i=$((i+1)); done >> /var/log/app/app.log`,
+        ], { timeoutMs: 300_000 });
+        assert.equal(w.code, 0, w.stderr);
+      } finally {
+        clearInterval(poll);
+      }
+      const written = performance.now() - t0;
+      // A restarted agent finds the same backlog (positions only move once a read is in the
+      // buffer): when that needs more than the limit again it is killed in a loop and the lines
+      // never arrive, which fails here as lost lines.
+      const got = await waitAggregator(node, ns, OOM_LINES, [], 240_000);
+      const done = performance.now() - t0;
+      const p = await node.cp.kubectlJson(["get", "pod", "-n", ns, "oom", "-o", "json"]);
+      const st = agentStatus(p, agent);
+      const t = tally(got, OOM_LINES);
+      const killedAt = Date.parse(st?.lastState?.terminated?.finishedAt ?? "");
+      figures.push(
+        `${agent} OOM mid-backlog (limit ${limit}, ${OOM_LINES} lines of ${
+          OOM_LINE_BYTES / 1024
+        } KiB): ${counted(t, OOM_LINES)}, restartCount ${st?.restartCount}, ` +
+          `last terminated ${st?.lastState?.terminated?.reason} (exit ${st?.lastState?.terminated?.exitCode}), ` +
+          `RSS idle ${MiB(idle.rss)} MiB, peak seen RSS ${MiB(peak.rss)} MiB / usage ${
+            MiB(peak.maxUsage)
+          } MiB; written in ${(written / 1000).toFixed(1)} s, counted ${
+            (done / 1000).toFixed(1)
+          } s after the first line${
+            Number.isNaN(killedAt)
+              ? ""
+              : `, ${
+                ((Date.now() - killedAt) / 1000).toFixed(1)
+              } s after the last kill (upper bound)`
+          }`,
+      );
+      say(figures.at(-1)!);
+      await node.cp.kubectl(["delete", "namespace", ns, "--wait=false"]);
+      await node.cp.kubectl(["delete", "pod", "-n", ns, "aggregator", "--wait=true"]);
+      assert.equal(st?.lastState?.terminated?.reason, "OOMKilled");
+      assert.ok(st.restartCount >= 1);
+      assert.equal(t.lost, 0);
+      assert.equal(t.dups, 0);
+    },
+  );
+
+  Deno.test(
+    `node pods, ${agent}: forward to an aggregator pod that is deleted and re-created mid-stream`,
+    opts,
+    async () => {
+      const node = await setup();
+      const ip = await forwardProfiles(node);
+      const ns = await namespace(node, "fwd");
+      await startAggregator(node, ns, ip);
+      // The first aggregator's whole output, read until its container ends.
+      const first = exec(`${node.cp.binDir}/kubectl`, [
+        `--kubeconfig=${node.cp.kubeconfig}`,
+        "logs",
+        "-f",
+        "-n",
+        ns,
+        "aggregator",
+      ], { timeoutMs: 300_000 }).then((r) => lineNumbers(r.stdout));
+      const N = 3000;
+      // 100 lines a second for 30 s: the app writes before, during and after the outage.
+      await create(
+        node,
+        appPod(
+          ns,
+          "app",
+          agent,
+          `i=0; while [ $i -lt ${N} ]; do echo "line $i"; i=$((i+1)); [ $((i % 100)) -eq 0 ] && sleep 1; done >> /var/log/app/app.log; sleep 3600`,
+          undefined,
+          { "sidecar-injector.io/profile": `${agent}-fwd` },
+        ),
+      );
+      await waitAgentRunning(node, ns, "app", agent);
+      await new Promise((r) => setTimeout(r, 8000));
+      const t0 = performance.now();
+      const del = await node.cp.kubectl(["delete", "pod", "-n", ns, "aggregator", "--wait=true"], {
+        timeoutMs: 120_000,
+      });
+      assert.equal(del.code, 0, del.stderr);
+      const before = await first;
+      await new Promise((r) => setTimeout(r, 10_000)); // the outage
+      await startAggregator(node, ns, ip);
+      const back = performance.now();
+      const got = await waitAggregator(node, ns, N, before, 240_000);
+      const t = tally(got, N);
+      figures.push(
+        `${agent} forward to an aggregator pod: ${counted(t, N)}; ` +
+          `${new Set(before).size} before the outage, which lasted ${
+            ((back - t0) / 1000).toFixed(1)
+          } s; all arrived ${((performance.now() - back) / 1000).toFixed(1)} s after it was back`,
+      );
+      say(figures.at(-1)!);
+      await node.cp.kubectl(["delete", "pod", "-n", ns, "aggregator", "--wait=true"]);
+      await node.cp.kubectl(["delete", "namespace", ns, "--wait=false"]);
+      assert.equal(t.lost, 0);
+      assert.equal(t.dups, 0);
     },
   );
 }
