@@ -210,6 +210,7 @@ func fluentdConfig(containers []string, metrics bool) string {
 	line("  refresh_interval 1")
 	line("  rotate_wait 30")
 	line("  max_line_size 1048576")
+	line("  read_bytes_limit_per_second 8m")
 	line("  <parse>")
 	line("    @type none")
 	line("    message_key log")
