@@ -20,6 +20,7 @@ import {
 } from "../control_plane/harness.ts";
 import {
   diff,
+  HARD_CODED_DIRS,
   type HostState,
   mountPoints,
   processesMentioning,
@@ -120,6 +121,7 @@ export async function startNode(agentRefs: string[]): Promise<Node> {
   const lock = await Deno.open(lockPath(), { create: true, write: true });
   say(`e2e node: waiting for the node lock ${lockPath()}`);
   await lock.lock(true);
+  await sweepStaleRuns();
   const procs: Proc[] = [];
   let cp: ControlPlane | undefined;
   let before: HostState | undefined;
@@ -164,27 +166,7 @@ export async function startNode(agentRefs: string[]): Promise<Node> {
     }
     for (const p of [...procs].reverse()) await terminate(p, 15_000);
     await cp?.stop();
-    // Shims and container processes whose parent is gone; they name our socket or state dir.
-    for (const line of await processesMentioning(dir)) {
-      const pid = Number(line.split(" ")[0]);
-      try {
-        Deno.kill(pid, "SIGKILL");
-      } catch { /* gone */ }
-    }
-    await killCgroupProcs();
-    await new Promise((r) => setTimeout(r, 300));
-    // Mounts below the state dir, deepest first (volumes, rootfs overlays, netns, shm).
-    for (let i = 0; i < 3; i++) {
-      const mounts = (await mountPoints()).filter((m) => m.startsWith(`${dir}/`)).sort().reverse();
-      if (mounts.length === 0) break;
-      for (const m of [...new Set(mounts)]) {
-        const r = await exec("umount", [m]);
-        if (r.code !== 0) await exec("umount", ["-l", m]);
-      }
-    }
-    await removeCgroups();
-    if (before) await restore(before, BRIDGE);
-    await Deno.remove(dir, { recursive: true }).catch((e) => say(`e2e node: rm ${dir}: ${e}`));
+    await cleanHost(dir, before);
     const left = before ? diff(before, await snapshot(dir)) : [];
     lock.close(); // releases the lock
     return left;
@@ -198,6 +180,8 @@ export async function startNode(agentRefs: string[]): Promise<Node> {
     const ip = await nodeIp();
     binDir = await nodeBinaries();
     before = await snapshot(dir);
+    // For the sweep of a run that ends without stop() (killed, or its teardown test filtered out).
+    await Deno.writeTextFile(`${dir}/${BEFORE_FILE}`, JSON.stringify(before));
     // Images build while the control plane starts.
     const images = Promise.all([
       pauseImage(binDir),
@@ -407,6 +391,75 @@ export async function startNode(agentRefs: string[]): Promise<Node> {
     }
     throw err;
   }
+}
+
+/** The host's state before a run, kept in its state dir. */
+const BEFORE_FILE = "host-before.json";
+
+/**
+ * Everything a node left on the host, below and around its state dir `dir`, removed once its
+ * own processes are stopped: shims and containers (they name the dir), whatever still runs in
+ * a kubepods cgroup, mounts below the dir, the cgroups, the network (`before` says what was
+ * there before the run), and the dir itself.
+ */
+async function cleanHost(dir: string, before: HostState | undefined): Promise<void> {
+  for (const line of await processesMentioning(dir)) {
+    const pid = Number(line.split(" ")[0]);
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+  await killCgroupProcs();
+  await new Promise((r) => setTimeout(r, 300));
+  // Mounts below the state dir, deepest first (volumes, rootfs overlays, netns, shm).
+  for (let i = 0; i < 3; i++) {
+    const mounts = (await mountPoints()).filter((m) => m.startsWith(`${dir}/`)).sort().reverse();
+    if (mounts.length === 0) break;
+    for (const m of [...new Set(mounts)]) {
+      const r = await exec("umount", [m]);
+      if (r.code !== 0) await exec("umount", ["-l", m]);
+    }
+  }
+  await removeCgroups();
+  if (before) await restore(before, BRIDGE);
+  await Deno.remove(dir, { recursive: true }).catch((e) => say(`e2e node: rm ${dir}: ${e}`));
+}
+
+/**
+ * Under the lock no other node runs, so a node state dir still on disk or still named by a
+ * process belongs to a run that ended without `stop()`: a test file killed, or run with a
+ * filter that left out its teardown test (its `unload` handler can only kill the node's own
+ * processes, not the containers, mounts and network). Cleaned here, before this run's snapshot.
+ */
+async function sweepStaleRuns(): Promise<void> {
+  const dirs = new Set<string>();
+  for (const e of await Array.fromAsync(Deno.readDir(`${REPO_ROOT}/.tmp`)).catch(() => [])) {
+    if (e.isDirectory && e.name.startsWith("node-")) dirs.add(`${REPO_ROOT}/.tmp/${e.name}`);
+  }
+  // Other checkouts share the lock: their dirs are found through the processes naming them.
+  for (const line of await processesMentioning("/.tmp/node-")) {
+    const m = line.match(/(\/\S+\/\.tmp\/node-[A-Za-z0-9_]+)/);
+    if (m) dirs.add(m[1]!);
+  }
+  for (const dir of dirs) {
+    const before = await Deno.readTextFile(`${dir}/${BEFORE_FILE}`).then(
+      (t) => JSON.parse(t) as HostState,
+      // A run without the file (older harness): the host now, less what a node adds.
+      async () => withoutNode(await snapshot("\0")),
+    );
+    say(`e2e node: cleaning up after an earlier run that did not stop (${dir})`);
+    await cleanHost(dir, before);
+  }
+}
+
+/** `now` without a node's chains (kubelet's KUBE-*, the bridge plugin's CNI-*), bridge, veths and dirs. */
+function withoutNode(now: HostState): HostState {
+  return {
+    ...now,
+    chains: now.chains.filter((c) => !/:(KUBE|CNI)-/.test(c)),
+    links: now.links.filter((l) => l !== BRIDGE && !l.startsWith("veth")),
+    dirs: now.dirs.filter((d) => !HARD_CODED_DIRS.includes(d)),
+  };
 }
 
 async function cgroupProcFiles(): Promise<string[]> {
