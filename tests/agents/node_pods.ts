@@ -14,7 +14,12 @@ import { say } from "../../testing/process.ts";
 import { E2E_TEST_OPTS } from "../e2e/control_plane/pods.ts";
 import { exec } from "../e2e/control_plane/harness.ts";
 import { load } from "js-yaml";
-import { deployWebhook, waitRollout, WEBHOOK_DEPLOYMENT, WEBHOOK_NS } from "../e2e/node/deploy.ts";
+import {
+  deployWebhook,
+  restartWebhook,
+  waitRollout,
+  webhookConfigMap,
+} from "../e2e/node/deploy.ts";
 import { missingOnHost, type Node, NODE_NAME, startNode } from "../e2e/node/harness.ts";
 import { BUSYBOX_REF, hostAgentImage } from "../e2e/node/images.ts";
 
@@ -384,15 +389,7 @@ function forwardProfiles(node: Node): Promise<string> {
   return forwardPromise ??= (async () => {
     const n = await node.cp.kubectlJson(["get", "node", NODE_NAME, "-o", "json"]);
     const ip: string = n.status.addresses.find((a: Obj) => a.type === "InternalIP").address;
-    const cm = await node.cp.kubectlJson([
-      "get",
-      "configmap",
-      "-n",
-      WEBHOOK_NS,
-      "sidecar-injector-config",
-      "-o",
-      "json",
-    ]);
+    const cm = await webhookConfigMap(node);
     const config = load(cm.data["config.yaml"]) as Obj;
     for (const agent of AGENTS) {
       config.profiles[`${agent}-fwd`] = {
@@ -403,14 +400,7 @@ function forwardProfiles(node: Node): Promise<string> {
     cm.data["config.yaml"] = JSON.stringify(config); // YAML is a superset of JSON
     const r = await node.cp.kubectl(["replace", "-f", "-"], { stdin: JSON.stringify(cm) });
     assert.equal(r.code, 0, r.stderr);
-    const rr = await node.cp.kubectl([
-      "rollout",
-      "restart",
-      "-n",
-      WEBHOOK_NS,
-      `deployment/${WEBHOOK_DEPLOYMENT}`,
-    ]);
-    assert.equal(rr.code, 0, rr.stderr);
+    await restartWebhook(node);
     await waitRollout(node);
     return ip;
   })();

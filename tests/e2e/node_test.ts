@@ -15,7 +15,13 @@ import assert from "node:assert/strict";
 import { exec, REPO_ROOT, say } from "./control_plane/harness.ts";
 import { E2E_TEST_OPTS } from "./control_plane/pods.ts";
 import { missingOnHost, type Node, NODE_NAME, startNode } from "./node/harness.ts";
-import { deployWebhook, waitRollout, WEBHOOK_DEPLOYMENT, WEBHOOK_NS } from "./node/deploy.ts";
+import {
+  deployWebhook,
+  restartWebhook,
+  waitRollout,
+  WEBHOOK_NS,
+  webhookConfigMap,
+} from "./node/deploy.ts";
 import { BUSYBOX_REF, standInAgentImage } from "./node/images.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -358,14 +364,7 @@ Deno.test(
 Deno.test("node: kubectl rollout restart of the webhook loses no pod create", opts, async () => {
   const node = await setup();
   const ns = await namespace(node, "rollout");
-  const restart = await node.cp.kubectl([
-    "rollout",
-    "restart",
-    "-n",
-    WEBHOOK_NS,
-    `deployment/${WEBHOOK_DEPLOYMENT}`,
-  ]);
-  assert.equal(restart.code, 0, restart.stderr);
+  await restartWebhook(node);
   const rollout = waitRollout(node);
   let done = false;
   rollout.finally(() => done = true).catch(() => {});
@@ -397,15 +396,7 @@ Deno.test("node: a log volume written past its sizeLimit is evicted", opts, asyn
   const node = await setup();
   // An operator's config change: a profile whose log volume is 1Mi. The webhook reloads its
   // config file when the kubelet updates the ConfigMap volume.
-  const cm = await node.cp.kubectlJson([
-    "get",
-    "configmap",
-    "-n",
-    WEBHOOK_NS,
-    "sidecar-injector-config",
-    "-o",
-    "json",
-  ]);
+  const cm = await webhookConfigMap(node);
   cm.data["config.yaml"] += "  tiny:\n    agent: fluentd\n    logVolumeSizeLimit: 1Mi\n";
   delete cm.metadata.resourceVersion;
   await apply(node, cm);

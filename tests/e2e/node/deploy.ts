@@ -43,6 +43,32 @@ export async function deployWebhook(node: Node): Promise<number> {
   return Math.round(performance.now() - t0);
 }
 
+/** The webhook's ConfigMap (k8s/) as stored; change `data["config.yaml"]` and replace it. */
+// deno-lint-ignore no-explicit-any
+export async function webhookConfigMap(node: Node): Promise<any> {
+  return await node.cp.kubectlJson([
+    "get",
+    "configmap",
+    "-n",
+    WEBHOOK_NS,
+    "sidecar-injector-config",
+    "-o",
+    "json",
+  ]);
+}
+
+/** `kubectl rollout restart` of the webhook Deployment; {@link waitRollout} waits for it. */
+export async function restartWebhook(node: Node): Promise<void> {
+  const r = await node.cp.kubectl([
+    "rollout",
+    "restart",
+    "-n",
+    WEBHOOK_NS,
+    `deployment/${WEBHOOK_DEPLOYMENT}`,
+  ]);
+  if (r.code !== 0) throw new Error(`kubectl rollout restart: ${r.stderr}`);
+}
+
 /** Waits until the webhook Deployment's rollout is complete (every replica Ready). */
 export async function waitRollout(node: Node, timeoutMs = 240_000): Promise<void> {
   const r = await node.cp.kubectl([
