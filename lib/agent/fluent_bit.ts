@@ -217,6 +217,10 @@ export function fluentBitConfig(p: Pipeline): string {
       ["Host", o.host],
       ["Port", o.port],
       ["Require_ack_response", "true"],
+      // Plain `[time, record]` entries, as Fluentd reads them. This is 3.2's default; Fluent Bit
+      // 5 defaults to `[[time, metadata], record]`, which a Fluentd aggregator cannot read: it
+      // never acknowledges, and the agent retries forever (measured with 5.1.1).
+      ["Retain_Metadata_In_Forward_Mode", "false"],
       ["Retry_Limit", "no_limits"],
       ["net.connect_timeout", 5],
       // Past this the oldest chunks are dropped (Fluent Bit cannot stop its input on disk use).
