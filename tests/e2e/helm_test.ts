@@ -80,6 +80,18 @@ async function kubectlOk(env: Env, args: string[], stdin?: string): Promise<stri
   return r.stdout;
 }
 
+/** `kubectl get <kind> [name] [-n ns] -o json`, parsed. */
+function getJson(env: Env, kind: string, name?: string, ns?: string): Promise<K8sObject> {
+  return env.cp.kubectlJson([
+    "get",
+    kind,
+    ...(name ? [name] : []),
+    ...(ns ? ["-n", ns] : []),
+    "-o",
+    "json",
+  ]);
+}
+
 function setup(): Promise<Env> {
   return setupPromise ??= (async () => {
     const cp = cpRef = await startControlPlane();
@@ -118,7 +130,7 @@ Deno.test(
       );
       assert.equal(stored.metadata.labels["app.kubernetes.io/managed-by"], "Helm");
     }
-    const ns = await env.cp.kubectlJson(["get", "namespace", NS, "-o", "json"]);
+    const ns = await getJson(env, "namespace", NS);
     assert.equal(ns.metadata.name, NS);
   },
 );
@@ -130,13 +142,11 @@ Deno.test(
     const env = await setup();
     for (const [name, fromKustomize] of env.kustomizeStored) {
       const [kind, objName] = name.split("/") as [string, string];
-      const stored = await env.cp.kubectlJson([
-        "get",
+      const stored = await getJson(
+        env,
         kind === "MutatingWebhookConfiguration" ? "mutatingwebhookconfigurations" : kind,
         objName,
-        "-o",
-        "json",
-      ]);
+      );
       const strip = (o: K8sObject) => {
         const body = structuredClone(o.webhooks ?? o.spec);
         for (const w of o.webhooks ? body : []) delete w.clientConfig.caBundle;
@@ -146,22 +156,8 @@ Deno.test(
       assert.deepEqual(problems, [], `${name} differs from k8s/'s:\n  ${problems.join("\n  ")}`);
     }
     assert.ok(env.kustomizeStored.has("MutatingWebhookConfiguration/sidecar-injector"));
-    const mwc = await env.cp.kubectlJson([
-      "get",
-      "mutatingwebhookconfigurations",
-      RELEASE,
-      "-o",
-      "json",
-    ]);
-    const secret = await env.cp.kubectlJson([
-      "get",
-      "secret",
-      "sidecar-injector-certs",
-      "-n",
-      NS,
-      "-o",
-      "json",
-    ]);
+    const mwc = await getJson(env, "mutatingwebhookconfigurations", RELEASE);
+    const secret = await getJson(env, "secret", "sidecar-injector-certs", NS);
     assert.equal(mwc.webhooks[0].clientConfig.caBundle, secret.data["ca.crt"]);
   },
 );
@@ -172,7 +168,7 @@ Deno.test(
   async () => {
     const env = await setup();
     const pods = await env.cp.waitFor("the Deployment's 2 pods", async () => {
-      const list = await env.cp.kubectlJson(["get", "pods", "-n", NS, "-o", "json"]);
+      const list = await getJson(env, "pods", undefined, NS);
       return list.items.length === 2 ? list.items : undefined;
     }, 60_000);
     assert.equal(pods[0].spec.containers[0].name, "injector");
@@ -186,7 +182,7 @@ Deno.test(
       "pod-security.kubernetes.io/enforce=restricted",
     ]);
     await kubectlOk(env, ["create", "serviceaccount", RELEASE, "-n", "psa-restricted"]);
-    const dep = await env.cp.kubectlJson(["get", "deployment", RELEASE, "-n", NS, "-o", "json"]);
+    const dep = await getJson(env, "deployment", RELEASE, NS);
     const pod = {
       apiVersion: "v1",
       kind: "Pod",
@@ -207,22 +203,8 @@ Deno.test(
   async () => {
     const env = await setup();
     const get = async () => ({
-      secret: await env.cp.kubectlJson([
-        "get",
-        "secret",
-        "sidecar-injector-certs",
-        "-n",
-        NS,
-        "-o",
-        "json",
-      ]),
-      mwc: await env.cp.kubectlJson([
-        "get",
-        "mutatingwebhookconfigurations",
-        RELEASE,
-        "-o",
-        "json",
-      ]),
+      secret: await getJson(env, "secret", "sidecar-injector-certs", NS),
+      mwc: await getJson(env, "mutatingwebhookconfigurations", RELEASE),
     });
     const before = await get();
     await helmOk(env, ["upgrade", RELEASE, CHART, "-n", NS, "--set", "webhook.timeoutSeconds=10"]);
@@ -272,34 +254,14 @@ Deno.test(
       );
     }
     await helmOk(env, ["upgrade", RELEASE, CHART, "-n", NS, "--set", "certManager.enabled=true"]);
-    const certs = await env.cp.kubectlJson([
-      "get",
-      "certificates.cert-manager.io",
-      "-n",
-      NS,
-      "-o",
-      "json",
-    ]);
+    const certs = await getJson(env, "certificates.cert-manager.io", undefined, NS);
     assert.deepEqual(certs.items.map((c: K8sObject) => c.metadata.name).sort(), [
       "sidecar-injector-ca",
       "sidecar-injector-serving",
     ]);
-    const issuers = await env.cp.kubectlJson([
-      "get",
-      "issuers.cert-manager.io",
-      "-n",
-      NS,
-      "-o",
-      "json",
-    ]);
+    const issuers = await getJson(env, "issuers.cert-manager.io", undefined, NS);
     assert.equal(issuers.items.length, 2);
-    const mwc = await env.cp.kubectlJson([
-      "get",
-      "mutatingwebhookconfigurations",
-      RELEASE,
-      "-o",
-      "json",
-    ]);
+    const mwc = await getJson(env, "mutatingwebhookconfigurations", RELEASE);
     assert.equal(
       mwc.metadata.annotations["cert-manager.io/inject-ca-from"],
       `${NS}/sidecar-injector-serving`,
@@ -391,7 +353,7 @@ Deno.test(
       const certs = await genWebhookCerts(`${env.cp.dir}/cm-certs`);
       await issueStandIn(env, certs.dir);
       const caBundle = async () =>
-        (await env.cp.kubectlJson(["get", "mutatingwebhookconfigurations", RELEASE, "-o", "json"]))
+        (await getJson(env, "mutatingwebhookconfigurations", RELEASE))
           .webhooks[0].clientConfig.caBundle;
       let t0 = performance.now();
       await env.cp.waitFor(
