@@ -217,7 +217,7 @@ export function fluentBitConfig(p: Pipeline): string {
       ["Host", o.host],
       ["Port", o.port],
       ["Require_ack_response", "true"],
-      // Plain `[time, record]` entries, as Fluentd reads them. This is 3.2's default; Fluent Bit
+      // Plain `[time, record]` entries, as Fluentd reads them (3.2's default); Fluent Bit
       // 5 defaults to `[[time, metadata], record]`, which a Fluentd aggregator cannot read: it
       // never acknowledges, and the agent retries forever (measured with 5.1.1).
       ["Retain_Metadata_In_Forward_Mode", "false"],

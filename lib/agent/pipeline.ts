@@ -107,7 +107,7 @@ export const MULTILINE_FLUSH_SECONDS = 3;
 /**
  * Why `agent` cannot run `parser`, or `undefined` when it can. Fluent Bit's
  * built-in multiline parsers split a trace from the line that introduced it
- * (measured with 3.2: `java` ships the log call's line and the exception as
+ * (measured with 3.2 and 5.1.1: `java` ships the log call's line and the exception as
  * two records), so they are refused rather than split silently.
  */
 export function checkParser(agent: Agent, parser: Parser): string | undefined {

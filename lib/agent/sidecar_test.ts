@@ -30,7 +30,7 @@ Deno.test("fluent-bit profile runs fluent-bit on the config its annotation carri
   const { sidecar, result, out } = injected(pod({ "sidecar-injector.io/profile": "fluent-bit" }));
   assert.equal(result.profile, "fluent-bit");
   assert.equal(sidecar.name, "fluent-bit");
-  assert.equal(sidecar.image, "fluent/fluent-bit:3.2");
+  assert.equal(sidecar.image, "fluent/fluent-bit:5.1.1");
   assert.deepEqual(sidecar.command, ["/fluent-bit/bin/fluent-bit"]);
   assert.deepEqual(sidecar.args, ["-c", "/fluent-bit/etc/fluent-bit.conf"]);
   const config = out.metadata?.annotations?.[CONFIG] ?? "";

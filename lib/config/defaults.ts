@@ -35,7 +35,9 @@ const AGENT_SPECIFICS: Record<Agent, Pick<Profile, "containerName" | "image" | "
   },
   "fluent-bit": {
     containerName: "fluent-bit",
-    image: "fluent/fluent-bit:3.2",
+    // Pinned: Fluent Bit before 5.0.9 loses the line being read when killed (its tail database
+    // records bytes read, a partial line included); 5.1.1 is the release the suites ran.
+    image: "fluent/fluent-bit:5.1.1",
     resources: resources(["10m", "200m"], ["24Mi", "96Mi"]),
   },
 };

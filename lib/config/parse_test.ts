@@ -46,7 +46,7 @@ profiles:
   assert.equal(c.defaultProfile, "tiny");
   const p = c.profiles.tiny;
   assert.equal(p?.agent, "fluent-bit");
-  assert.equal(p?.image, "fluent/fluent-bit:3.2");
+  assert.equal(p?.image, "fluent/fluent-bit:5.1.1");
   assert.equal(p?.containerName, "log-agent");
   assert.deepEqual(p?.resources, {
     requests: { cpu: "5m", memory: "8Mi" },

@@ -21,13 +21,40 @@ export interface AgentBinaries {
   fluentBit: string;
 }
 
+/** The oldest Fluent Bit the suites accept: older ones lose the line being read when killed. */
+export const FLUENT_BIT_MIN = [5, 0, 9] as const;
+
+/**
+ * Throws unless the Fluent Bit at `path` is at least {@link FLUENT_BIT_MIN}: before it, the tail
+ * database records the bytes read, a partial line included, so every kill costs a line
+ * (docs/log-path.md), and the suites' no-loss scenarios would fail for a known reason.
+ */
+export function assertFluentBitVersion(path: string): void {
+  const out = new TextDecoder().decode(
+    new Deno.Command(path, { args: ["--version"], stdout: "piped", stderr: "null" }).outputSync()
+      .stdout,
+  );
+  const m = out.match(/Fluent Bit v(\d+)\.(\d+)\.(\d+)/);
+  // The first part that differs decides; no match counts as older.
+  const order = m
+    ? FLUENT_BIT_MIN.map((n, i) => Number(m[i + 1]) - n).find((d) => d !== 0) ?? 0
+    : -1;
+  if (order < 0) {
+    throw new Error(
+      `FLUENT_BIT=${path} is ${m?.[0] ?? "not a Fluent Bit"}; the suites need >= ${
+        FLUENT_BIT_MIN.join(".")
+      } (the default image's is 5.1.1): older tails lose the line being read when killed`,
+    );
+  }
+}
+
 /** Reads the agents' paths from the environment, or throws saying what to set. */
 export function agentBinaries(): AgentBinaries {
   const fluentd = Deno.env.get("FLUENTD");
   const fluentBit = Deno.env.get("FLUENT_BIT");
   const missing = [
     ...(fluentd ? [] : ["FLUENTD (a fluentd >= 1.17 executable)"]),
-    ...(fluentBit ? [] : ["FLUENT_BIT (a fluent-bit >= 3.2 executable)"]),
+    ...(fluentBit ? [] : [`FLUENT_BIT (a fluent-bit >= ${FLUENT_BIT_MIN.join(".")} executable)`]),
   ];
   if (missing.length > 0 || !fluentd || !fluentBit) {
     throw new Error(
@@ -38,6 +65,7 @@ export function agentBinaries(): AgentBinaries {
   if (Deno.uid() !== 0) {
     throw new Error("the agent conformance suite needs root (unshare --mount, setpriv)");
   }
+  assertFluentBitVersion(fluentBit);
   return { fluentd, fluentBit };
 }
 

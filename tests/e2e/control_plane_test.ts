@@ -697,7 +697,7 @@ Deno.test("e2e: a fluent-bit profile pod is stored with its agent", opts, async 
   const stored = await getPod(env, "fluent-bit-pod");
   assert.deepEqual(names(stored.spec.containers), ["nginx"]);
   const agent = agentOf(stored, "fluent-bit");
-  assert.equal(agent.image, "fluent/fluent-bit:3.2");
+  assert.equal(agent.image, "fluent/fluent-bit:5.1.1");
   assert.deepEqual(agent.command, ["/fluent-bit/bin/fluent-bit"]);
   assert.ok(
     agent.volumeMounts.some((m: Obj) => m.name === "app-logs" && m.mountPath === "/var/log/app"),

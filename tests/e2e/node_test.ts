@@ -28,7 +28,7 @@ import { BUSYBOX_REF, standInAgentImage } from "./node/images.ts";
 type Obj = any;
 
 const FLUENTD_REF = "docker.io/fluent/fluentd:v1.17-1";
-const FLUENT_BIT_REF = "docker.io/fluent/fluent-bit:3.2";
+const FLUENT_BIT_REF = "docker.io/fluent/fluent-bit:5.1.1";
 /** A stand-in agent that exits 1 at once: an agent that crashes. */
 const CRASHING_REF = "localhost/crashing-agent:e2e";
 /** Never imported: an agent image that cannot be pulled. */
