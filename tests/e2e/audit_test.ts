@@ -772,7 +772,7 @@ Deno.test(
       "--audit-interval",
       "5m",
     ]);
-    assert.equal(deploy.spec.template.spec.containers[0].resources.limits.memory, "256Mi");
+    assert.equal(deploy.spec.template.spec.containers[0].resources.limits.memory, "320Mi");
   },
 );
 

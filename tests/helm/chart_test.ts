@@ -189,7 +189,7 @@ Deno.test("another namespace and fullnameOverride: every reference follows", asy
   assert.equal(spec.volumes[0].secret.secretName, "si-certs");
 });
 
-Deno.test("audit.enabled: read-only RBAC for the ServiceAccount, the token, --audit-interval", async () => {
+Deno.test("audit.enabled: read-only RBAC for the ServiceAccount, the token, --audit-interval, its memory limit", async () => {
   const objs = await renderChart({ audit: { enabled: true, interval: "2m" } }, {
     namespace: "logging",
   });
@@ -200,6 +200,16 @@ Deno.test("audit.enabled: read-only RBAC for the ServiceAccount, the token, --au
   const spec = must(objs, "Deployment").spec.template.spec;
   assert.equal(spec.automountServiceAccountToken, true);
   assert.deepEqual(spec.containers[0].args.slice(-2), ["--audit-interval", "2m"]);
+  // What the audit keeps in memory comes on top of the storm's peak: its own limit, requests kept.
+  assert.deepEqual(spec.containers[0].resources, {
+    requests: { cpu: "50m", memory: "128Mi" },
+    limits: { memory: "320Mi" },
+  });
+  const raised = await renderChart({ audit: { enabled: true, memoryLimit: "1Gi" } });
+  assert.equal(
+    must(raised, "Deployment").spec.template.spec.containers[0].resources.limits.memory,
+    "1Gi",
+  );
   // The in-server audit looks its objects up by the k8s/ names: another name fails the install.
   const r = await templateChart({ audit: { enabled: true }, fullnameOverride: "si" });
   assert.notEqual(r.code, 0);

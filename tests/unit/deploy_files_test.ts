@@ -500,7 +500,7 @@ Deno.test("ValidatingAdmissionPolicy selects exactly the pods the webhook does, 
   );
 });
 
-Deno.test("components/audit: read-only RBAC for the injector's ServiceAccount, token mounted, audit on", () => {
+Deno.test("components/audit: read-only RBAC for the injector's ServiceAccount, token mounted, audit on, 320Mi", () => {
   const kust = loadYamlFile("k8s/components/audit/kustomization.yaml");
   assert.equal(kust.kind, "Component");
   assert.deepEqual(kust.resources, ["rbac.yaml"]);
@@ -516,7 +516,9 @@ Deno.test("components/audit: read-only RBAC for the injector's ServiceAccount, t
   const [patch] = arr(kust.patches, "patches").map((p) => obj(p, "patch"));
   assert.deepEqual(obj(patch?.target, "target").name, "sidecar-injector");
   const ops = arr(load(String(patch?.patch)), "ops").map((o) => obj(o, "op"));
-  assert.deepEqual(ops.map((o) => o.value), [true, "--audit-interval", "5m"]);
+  assert.deepEqual(ops.map((o) => o.value), [true, "--audit-interval", "5m", "320Mi"]);
+  // The audit keeps 30-47 MB more on top of the large-pod storm's peak (docs/performance.md).
+  assert.equal(ops.at(-1)?.path, "/spec/template/spec/containers/0/resources/limits/memory");
   // What the audit reads in the pod must be in the serve permission set the image bakes in.
   const serve = JSON.parse(readText("deno.json")).permissions.serve;
   assert.ok(serve.read.includes("/var/run/secrets/kubernetes.io/serviceaccount"));
