@@ -14,6 +14,7 @@
  */
 import type { Container, Pod, Volume } from "kubernetes-types/core/v1.d.ts";
 import { METRICS_PORT_ENV } from "../../lib/agent/mod.ts";
+import { defaultConfig } from "../../lib/config/mod.ts";
 
 /** Paths of real agents on this machine, from `FLUENTD` and `FLUENT_BIT`. */
 export interface AgentBinaries {
@@ -43,7 +44,9 @@ export function assertFluentBitVersion(path: string): void {
     throw new Error(
       `FLUENT_BIT=${path} is ${m?.[0] ?? "not a Fluent Bit"}; the suites need >= ${
         FLUENT_BIT_MIN.join(".")
-      } (the default image's is 5.1.1): older tails lose the line being read when killed`,
+      } (the default image is ${
+        defaultConfig().profiles["fluent-bit"]!.image
+      }): older tails lose the line being read when killed`,
     );
   }
 }

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { say } from "../../testing/process.ts";
-import { E2E_TEST_OPTS } from "../e2e/control_plane/pods.ts";
+import { agentStatus, E2E_TEST_OPTS, getPod, newNamespace } from "../e2e/control_plane/pods.ts";
 import { exec } from "../e2e/control_plane/harness.ts";
 import { load } from "js-yaml";
 import {
@@ -21,7 +21,7 @@ import {
   webhookConfigMap,
 } from "../e2e/node/deploy.ts";
 import { missingOnHost, type Node, NODE_NAME, startNode } from "../e2e/node/harness.ts";
-import { BUSYBOX_REF, hostAgentImage } from "../e2e/node/images.ts";
+import { agentImageRef, BUSYBOX_REF, hostAgentImage } from "../e2e/node/images.ts";
 import { assertFluentBitVersion } from "./kubelet.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -66,12 +66,12 @@ async function agentImages(): Promise<Obj[]> {
     }
   };
   return await Promise.all([
-    hostAgentImage("real-fluent-bit", "docker.io/fluent/fluent-bit:5.1.1", [bit], {
+    hostAgentImage("real-fluent-bit", agentImageRef("fluent-bit"), [bit], {
       "/fluent-bit/bin/fluent-bit": bit,
     }),
     hostAgentImage(
       "real-fluentd",
-      "docker.io/fluent/fluentd:v1.17-1",
+      agentImageRef("fluentd"),
       [...RUBY_DIRS.filter(exists), ...srcDirs],
       { "/usr/local/bin/fluentd": FLUENTD! },
     ),
@@ -89,18 +89,6 @@ function setup(): Promise<Node> {
     await deployWebhook(node);
     return node;
   })();
-}
-
-let seq = 0;
-async function namespace(node: Node, prefix: string): Promise<string> {
-  const ns = `${prefix}-${Date.now().toString(36)}-${seq++}`;
-  const r = await node.cp.kubectl(["create", "namespace", ns]);
-  assert.equal(r.code, 0, r.stderr);
-  await node.cp.waitFor(
-    `default ServiceAccount in ${ns}`,
-    async () => (await node.cp.kubectl(["get", "sa", "default", "-n", ns])).code === 0,
-  );
-  return ns;
 }
 
 async function create(node: Node, obj: Obj): Promise<void> {
@@ -177,7 +165,7 @@ function waitDone(node: Node, ns: string, name: string, timeoutMs: number, every
   return node.cp.waitFor(
     `${ns}/${name} done`,
     async () => {
-      const p = await node.cp.kubectlJson(["get", "pod", "-n", ns, name, "-o", "json"]);
+      const p = await getPod(node.cp, ns, name);
       return ["Succeeded", "Failed"].includes(p.status?.phase) ? p : undefined;
     },
     timeoutMs,
@@ -189,10 +177,8 @@ async function waitAgentRunning(node: Node, ns: string, pod: string, agent: Agen
   return await node.cp.waitFor(
     `${agent} running in ${ns}/${pod}`,
     async () => {
-      const p = await node.cp.kubectlJson(["get", "pod", "-n", ns, pod, "-o", "json"]);
-      const s = [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])]
-        .find((c: Obj) => c.name === agent);
-      return s?.state?.running && p.status.phase === "Running" ? p : undefined;
+      const p = await getPod(node.cp, ns, pod);
+      return agentStatus(p, agent)?.state?.running && p.status.phase === "Running" ? p : undefined;
     },
     180_000,
     500,
@@ -207,7 +193,7 @@ for (const agent of AGENTS) {
     opts,
     async () => {
       const node = await setup();
-      const ns = await namespace(node, "job");
+      const ns = await newNamespace(node.cp, "job");
       const N = 5000;
       // The app runs a few seconds after its last line: a Job shorter than the agent's first
       // read loses lines, which is issue 26 (startup probe + preStop), not measured here.
@@ -239,7 +225,7 @@ for (const agent of AGENTS) {
     opts,
     async () => {
       const node = await setup();
-      const ns = await namespace(node, "delete");
+      const ns = await newNamespace(node.cp, "delete");
       const N = 5000;
       await create(node, appPod(ns, "burst", agent, "sleep 3600"));
       await waitAgentRunning(node, ns, "burst", agent);
@@ -290,7 +276,7 @@ for (const agent of AGENTS) {
     opts,
     async () => {
       const node = await setup();
-      const ns = await namespace(node, "short");
+      const ns = await newNamespace(node.cp, "short");
       const PODS = 20;
       const times: number[] = [];
       let expected = 0;
@@ -321,8 +307,7 @@ for (const agent of AGENTS) {
         got += shipped.size;
         // The agent exits 0 too (an image lacking a library it loads late exits 127 after
         // shipping everything, which the pod's phase does not show).
-        const exit = [...(p.status.initContainerStatuses ?? []), ...p.status.containerStatuses]
-          .find((c: Obj) => c.name === agent)?.state?.terminated?.exitCode;
+        const exit = agentStatus(p, agent)?.state?.terminated?.exitCode;
         exits.add(exit);
         if (p.status.phase !== "Succeeded" || shipped.size !== n || exit !== 0) {
           failed.push(`${name}: ${p.status.phase}, ${shipped.size}/${n} lines, agent exit ${exit}`);
@@ -432,7 +417,7 @@ async function startAggregator(node: Node, ns: string, ip: string): Promise<void
       terminationGracePeriodSeconds: 10,
       containers: [{
         name: "fluentd",
-        image: "docker.io/fluent/fluentd:v1.17-1",
+        image: agentImageRef("fluentd"),
         imagePullPolicy: "Never",
         command: ["sh", "-c", "mkdir -p /tmp && exec fluentd -c /etc/aggregator/fluent.conf"],
         volumeMounts: [{ name: "conf", mountPath: "/etc/aggregator" }],
@@ -515,12 +500,6 @@ async function waitAggregator(
   }
 }
 
-/** The agent container's status in `p`. */
-function agentStatus(p: Obj, agent: Agent): Obj {
-  return [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])]
-    .find((c: Obj) => c.name === agent);
-}
-
 /**
  * The agent container's memory cgroup (cgroup v1, cgroupfs driver: kubepods/<qos>/pod<uid>/<id>).
  */
@@ -566,7 +545,7 @@ for (const agent of AGENTS) {
     async () => {
       const node = await setup();
       const ip = await forwardProfiles(node);
-      const ns = await namespace(node, "oom");
+      const ns = await newNamespace(node.cp, "oom");
       await startAggregator(node, ns, ip);
       await create(
         node,
@@ -610,7 +589,7 @@ for (const agent of AGENTS) {
       const killed = await node.cp.waitFor(
         `${agent} OOMKilled by its ${limit} limit`,
         async () => {
-          const p = await node.cp.kubectlJson(["get", "pod", "-n", ns, "oom", "-o", "json"]);
+          const p = await getPod(node.cp, ns, "oom");
           const st = agentStatus(p, agent);
           return st?.lastState?.terminated?.reason === "OOMKilled" ? st : undefined;
         },
@@ -644,7 +623,7 @@ for (const agent of AGENTS) {
       assert.equal(r.code, 0, r.stderr);
       const got = await waitAggregator(node, ns, OOM_LINES, [], 300_000);
       const done = performance.now() - t0;
-      const p = await node.cp.kubectlJson(["get", "pod", "-n", ns, "oom", "-o", "json"]);
+      const p = await getPod(node.cp, ns, "oom");
       const st = agentStatus(p, agent);
       const t = tally(got, OOM_LINES);
       figures.push(
@@ -692,7 +671,7 @@ for (const agent of AGENTS) {
     async () => {
       const node = await setup();
       const ip = await forwardProfiles(node);
-      const ns = await namespace(node, "fwd");
+      const ns = await newNamespace(node.cp, "fwd");
       await startAggregator(node, ns, ip);
       // The first aggregator's whole output, read until its container ends.
       const first = exec(`${node.cp.binDir}/kubectl`, [

@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { exec, REPO_ROOT, say } from "./control_plane/harness.ts";
-import { E2E_TEST_OPTS } from "./control_plane/pods.ts";
+import { agentStatus, E2E_TEST_OPTS, getPod, newNamespace } from "./control_plane/pods.ts";
 import { missingOnHost, type Node, NODE_NAME, startNode } from "./node/harness.ts";
 import {
   deployWebhook,
@@ -22,13 +22,11 @@ import {
   WEBHOOK_NS,
   webhookConfigMap,
 } from "./node/deploy.ts";
-import { BUSYBOX_REF, standInAgentImage } from "./node/images.ts";
+import { agentImageRef, BUSYBOX_REF, standInAgentImage } from "./node/images.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = any;
 
-const FLUENTD_REF = "docker.io/fluent/fluentd:v1.17-1";
-const FLUENT_BIT_REF = "docker.io/fluent/fluent-bit:5.1.1";
 /** A stand-in agent that exits 1 at once: an agent that crashes. */
 const CRASHING_REF = "localhost/crashing-agent:e2e";
 /** Never imported: an agent image that cannot be pulled. */
@@ -49,7 +47,7 @@ globalThis.addEventListener("unload", () => nodeRef?.killSync());
 
 function setup(): Promise<Node> {
   return setupPromise ??= (async () => {
-    const node = nodeRef = await startNode([FLUENTD_REF, FLUENT_BIT_REF]);
+    const node = nodeRef = await startNode([agentImageRef("fluentd"), agentImageRef("fluent-bit")]);
     const crashing = await standInAgentImage(CRASHING_REF, { crash: true });
     await node.importImage(crashing);
     const ms = await deployWebhook(node);
@@ -58,26 +56,9 @@ function setup(): Promise<Node> {
   })();
 }
 
-let seq = 0;
-const uniq = (p: string) => `${p}-${Date.now().toString(36)}-${seq++}`;
-
 async function apply(node: Node, obj: Obj): Promise<void> {
   const r = await node.cp.kubectl(["apply", "-f", "-"], { stdin: JSON.stringify(obj) });
   if (r.code !== 0) throw new Error(`kubectl apply: ${r.stderr}`);
-}
-
-async function getPod(node: Node, ns: string, name: string): Promise<Obj> {
-  return await node.cp.kubectlJson(["get", "pod", "-n", ns, name, "-o", "json"]);
-}
-
-async function namespace(node: Node, prefix: string, labels: Record<string, string> = {}) {
-  const ns = uniq(prefix);
-  await apply(node, { apiVersion: "v1", kind: "Namespace", metadata: { name: ns, labels } });
-  await node.cp.waitFor(
-    `default ServiceAccount in ${ns}`,
-    async () => (await node.cp.kubectl(["get", "sa", "default", "-n", ns])).code === 0,
-  );
-  return ns;
 }
 
 /** A container of the app: busybox writing `lines` lines to the log volume, then `sleep`. */
@@ -116,7 +97,7 @@ async function waitPod(
   return await node.cp.waitFor(
     `pod ${ns}/${name} ${what}`,
     async () => {
-      const p = await getPod(node, ns, name);
+      const p = await getPod(node.cp, ns, name);
       return ok(p) ? p : undefined;
     },
     ms,
@@ -129,12 +110,6 @@ async function execIn(node: Node, ns: string, pod: string, container: string, cm
   const r = await node.cp.kubectl(["exec", "-n", ns, pod, "-c", container, "--", ...cmd]);
   assert.equal(r.code, 0, r.stderr);
   return r.stdout;
-}
-
-/** The agent's status among init (native) or regular (classic) container statuses. */
-function agentStatus(pod: Obj, name = "fluentd"): Obj {
-  return [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]
-    .find((c: Obj) => c.name === name);
 }
 
 Deno.test("node: the webhook runs as the Pod of k8s/ (overlay) and is Ready", opts, async () => {
@@ -163,7 +138,7 @@ Deno.test("node: the webhook runs as the Pod of k8s/ (overlay) and is Ready", op
 
 Deno.test("node: a Deployment's pod runs with the agent started and ready", opts, async () => {
   const node = await setup();
-  const ns = await namespace(node, "deploy");
+  const ns = await newNamespace(node.cp, "deploy");
   await apply(node, {
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -230,7 +205,7 @@ Deno.test(
   opts,
   async () => {
     const node = await setup();
-    const ns = await namespace(node, "job");
+    const ns = await newNamespace(node.cp, "job");
     // The app runs a few seconds: a Job shorter than the agent's first pass loses lines; that
     // is issue 26 (startup probe + preStop), not checked here.
     await apply(node, {
@@ -277,7 +252,7 @@ Deno.test(
   opts,
   async () => {
     const node = await setup();
-    const ns = await namespace(node, "bare");
+    const ns = await newNamespace(node.cp, "bare");
     for (const mode of ["native", "classic"]) {
       await apply(
         node,
@@ -300,7 +275,7 @@ Deno.test(
   opts,
   async () => {
     const node = await setup();
-    const ns = await namespace(node, "restricted", {
+    const ns = await newNamespace(node.cp, "restricted", {
       "pod-security.kubernetes.io/enforce": "restricted",
     });
     const restricted = {
@@ -330,7 +305,7 @@ Deno.test(
   opts,
   async () => {
     const node = await setup();
-    const ns = await namespace(node, "config");
+    const ns = await newNamespace(node.cp, "config");
     for (const profile of ["fluentd", "fluent-bit"]) {
       await apply(
         node,
@@ -363,7 +338,7 @@ Deno.test(
 
 Deno.test("node: kubectl rollout restart of the webhook loses no pod create", opts, async () => {
   const node = await setup();
-  const ns = await namespace(node, "rollout");
+  const ns = await newNamespace(node.cp, "rollout");
   await restartWebhook(node);
   const rollout = waitRollout(node);
   let done = false;
@@ -400,7 +375,7 @@ Deno.test("node: a log volume written past its sizeLimit is evicted", opts, asyn
   cm.data["config.yaml"] += "  tiny:\n    agent: fluentd\n    logVolumeSizeLimit: 1Mi\n";
   delete cm.metadata.resourceVersion;
   await apply(node, cm);
-  const ns = await namespace(node, "evict");
+  const ns = await newNamespace(node.cp, "evict");
   const pod = (name: string) =>
     barePod(ns, name, {
       restartPolicy: "Never",
@@ -431,7 +406,7 @@ Deno.test("node: a log volume written past its sizeLimit is evicted", opts, asyn
       await node.cp.kubectl(["delete", "pod", "-n", ns, "big", "--ignore-not-found", "--wait"]);
       t1 = performance.now();
       await apply(node, pod("big"));
-      const p = await getPod(node, ns, "big");
+      const p = await getPod(node.cp, ns, "big");
       return p.spec.volumes.some((v: Obj) =>
         v.name === "app-logs" && v.emptyDir?.sizeLimit === "1Mi"
       );
@@ -454,7 +429,7 @@ Deno.test(
   opts,
   async () => {
     const node = await setup();
-    const ns = await namespace(node, "blocked");
+    const ns = await newNamespace(node.cp, "blocked");
     const cases = [
       { name: "pull-native", mode: "native", image: MISSING_REF },
       { name: "pull-classic", mode: "classic", image: MISSING_REF },
@@ -478,7 +453,7 @@ Deno.test(
       "every agent failed at least once and every app settled",
       async () => {
         for (const c of cases) {
-          const p = await getPod(node, ns, c.name);
+          const p = await getPod(node.cp, ns, c.name);
           const agent = agentStatus(p);
           const waiting = agent?.state?.waiting?.reason ?? "";
           const failed = /ImagePull|ErrImage|CrashLoop/.test(waiting) ||

@@ -18,6 +18,35 @@ export const b64 = (text: string): string =>
 export const hasAgent = (pod: Obj, name = "fluentd"): boolean =>
   [...(pod.spec.initContainers ?? []), ...pod.spec.containers].some((c: Obj) => c.name === name);
 
+/** The kubelet's status of the agent container `name`: an init container (native) or a regular one. */
+export const agentStatus = (pod: Obj, name = "fluentd"): Obj =>
+  [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]
+    .find((c: Obj) => c.name === name);
+
+/** The stored pod `ns/name`. */
+export async function getPod(cp: ControlPlane, ns: string, name: string): Promise<Obj> {
+  return await cp.kubectlJson(["get", "pod", "-n", ns, name, "-o", "json"]);
+}
+
+let seq = 0;
+/** A new namespace `<prefix>-<unique>` with `labels`, returned once its default ServiceAccount exists. */
+export async function newNamespace(
+  cp: ControlPlane,
+  prefix: string,
+  labels: Record<string, string> = {},
+): Promise<string> {
+  const ns = `${prefix}-${Date.now().toString(36)}-${seq++}`;
+  const r = await cp.kubectl(["apply", "-f", "-"], {
+    stdin: JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns, labels } }),
+  });
+  if (r.code !== 0) throw new Error(`kubectl apply namespace ${ns}: ${r.stderr}`);
+  await cp.waitFor(
+    `default ServiceAccount in ${ns}`,
+    async () => (await cp.kubectl(["get", "sa", "default", "-n", ns])).code === 0,
+  );
+  return ns;
+}
+
 /** `kubectl create` of `obj` in `ns`; the result, for the caller to check. */
 export async function createPod(
   cp: ControlPlane,

@@ -6,7 +6,8 @@
  * Archives are cached by a digest of their inputs in `~/.cache/sidecar-injector-e2e/node-images/`.
  * @module
  */
-import { PROBE_PATH } from "../../../lib/agent/mod.ts";
+import { type Agent, PROBE_PATH } from "../../../lib/agent/mod.ts";
+import { defaultConfig } from "../../../lib/config/mod.ts";
 import { exec, REPO_ROOT } from "../control_plane/harness.ts";
 
 /** A built OCI archive and the reference it is imported as. */
@@ -201,6 +202,13 @@ export function pauseImage(binDir: string): Promise<ImageArchive> {
 export const PAUSE_REF = "registry.k8s.io/pause:3.10.1";
 /** The app image the scenarios use. */
 export const BUSYBOX_REF = "docker.io/library/busybox:e2e";
+
+/**
+ * The reference containerd stores `agent`'s default image under (a Docker Hub short name gains
+ * `docker.io/`): an image imported under it is what an injected pod with that profile runs.
+ */
+export const agentImageRef = (agent: Agent): string =>
+  `docker.io/${defaultConfig().profiles[agent]!.image}`;
 
 /** Debian's busybox-static as an image for the apps in the scenarios. */
 export async function busyboxImage(): Promise<ImageArchive> {
