@@ -4,9 +4,10 @@
  */
 import { exec, out, REPO_ROOT } from "../testing/process.ts";
 
-/** Where to send load. */
+/** Where to send load: a port on loopback, or on `hostname` (a pod's IP on the real node). */
 export interface WrkTarget {
   port: number;
+  hostname?: string;
 }
 
 /** What one wrk run measured. */
@@ -110,7 +111,7 @@ export async function wrk(
     "--latency",
     "-s",
     `${REPO_ROOT}/${script}`,
-    `https://127.0.0.1:${t.port}/mutate`,
+    `https://${t.hostname ?? "127.0.0.1"}:${t.port}/mutate`,
   ], { env: { BENCH_BODY: bodyFile }, timeoutMs: (o.seconds + 60) * 1000 });
   if (r.code !== 0) throw new Error(`wrk failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
   return parseWrk(connections, r.stdout);

@@ -23,6 +23,10 @@ import {
   webhookConfigMap,
 } from "./node/deploy.ts";
 import { agentImageRef, BUSYBOX_REF, standInAgentImage } from "./node/images.ts";
+import { largeReview } from "../../bench/fixtures.ts";
+import { STORM_CONNECTIONS } from "../../bench/storm.ts";
+import { wrk } from "../../bench/wrk.ts";
+import { memoryKiB } from "../../testing/process.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = any;
@@ -366,6 +370,93 @@ Deno.test("node: kubectl rollout restart of the webhook loses no pod create", op
   assert.equal(pods.items.length, results.length);
   assert.deepEqual(missed, [], "every pod created during the rollout was injected");
 });
+
+/**
+ * The main process of container `containerId` and a reader of its memory cgroup's files (v1 or
+ * v2). Through `cat`: Deno reads nothing under /proc without --allow-all.
+ */
+async function containerMemory(
+  node: Node,
+  containerId: string,
+): Promise<{ pid: number; read(f: string): Promise<string> }> {
+  const task = (await node.ctr(["task", "ls"])).split("\n").find((l) => l.startsWith(containerId));
+  const pid = Number(task?.split(/\s+/)[1]);
+  assert.ok(pid > 0, `the task of container ${containerId}: ${task}`);
+  const cgroups = (await exec("cat", [`/proc/${pid}/cgroup`])).stdout.split("\n");
+  const v1 = cgroups.find((l) => /^\d+:memory:/.test(l))?.split(":")[2];
+  const v2 = cgroups.find((l) => l.startsWith("0::"))?.slice(3);
+  const dir = v1 !== undefined ? `/sys/fs/cgroup/memory${v1}` : `/sys/fs/cgroup${v2}`;
+  return { pid, read: async (f) => (await exec("cat", [`${dir}/${f}`])).stdout.trim() };
+}
+
+Deno.test(
+  "node: the webhook Pod rides out a large-pod storm under its memory limit",
+  opts,
+  async () => {
+    // The bench's storm (400 KB reviews at 16, 64, 256 connections, 8 s each), sent to one
+    // webhook Pod as k8s/deployment.yaml runs it: the limit is what the kernel enforces.
+    const node = await setup();
+    const list = await node.cp.kubectlJson([
+      "get",
+      "pods",
+      "-n",
+      WEBHOOK_NS,
+      "-l",
+      "app.kubernetes.io/name=sidecar-injector",
+      "-o",
+      "json",
+    ]);
+    const pod = list.items.find((p: Obj) =>
+      !p.metadata.deletionTimestamp &&
+      p.status.conditions?.some((c: Obj) => c.type === "Ready" && c.status === "True")
+    );
+    assert.ok(pod, "a Ready webhook pod");
+    const limit = pod.spec.containers[0].resources.limits.memory;
+    const status0 = pod.status.containerStatuses[0];
+    const memory = await containerMemory(node, status0.containerID.replace(/^.*:\/\//, ""));
+    const v1 = (await memory.read("memory.max_usage_in_bytes")) !== "";
+    // cgroup v2 before Linux 5.19 has no memory.peak: NaN
+    const peakMiB = async () =>
+      Number((await memory.read(v1 ? "memory.max_usage_in_bytes" : "memory.peak")) || NaN) /
+      1048576;
+    const body = `${node.dir}/large-review.json`;
+    await Deno.writeTextFile(body, JSON.stringify(largeReview()));
+    const rows: string[] = [];
+    for (const connections of STORM_CONNECTIONS) {
+      const w = await wrk({ hostname: pod.status.podIP, port: 8443 }, body, {
+        seconds: 8,
+        connections,
+        statuses: true,
+      });
+      const hwm = (await memoryKiB(memory.pid)).hwm / 1024; // NaN once the process is gone
+      rows.push(
+        `${connections}: ${Math.round(w.rps)} req/s ${JSON.stringify(w.statuses)}, ` +
+          `cgroup peak ${(await peakMiB()).toFixed(0)} MiB, VmHWM ${hwm.toFixed(0)} MiB`,
+      );
+      let now = (await getPod(node.cp, WEBHOOK_NS, pod.metadata.name)).status.containerStatuses[0];
+      // A killed process: the kubelet reports the restart within a few seconds.
+      for (let i = 0; i < 30 && Number.isNaN(hwm) && now.containerID === status0.containerID; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        now = (await getPod(node.cp, WEBHOOK_NS, pod.metadata.name)).status.containerStatuses[0];
+      }
+      assert.ok(
+        now.restartCount === status0.restartCount && now.containerID === status0.containerID,
+        `the webhook container (limit ${limit}) restarted during the storm at ${connections} ` +
+          `connections: ${JSON.stringify(now.lastState)}`,
+      );
+      const other = Object.entries(w.statuses ?? {}).filter(([s]) => s !== "200" && s !== "503");
+      assert.deepEqual(other, [], `only 200 and budget 503 answers at ${connections}`);
+      assert.ok((w.statuses?.["200"] ?? 0) > 0, `answers at ${connections}: ${rows.at(-1)}`);
+      assert.equal(w.socketErrors, "", `no connection error at ${connections}`);
+    }
+    const fail = v1
+      ? `failcnt ${await memory.read("memory.failcnt")}`
+      : (await memory.read("memory.events")).split("\n").find((l) => l.startsWith("max")) ?? "";
+    say(
+      `e2e node: large-pod storm on the webhook Pod (limit ${limit}, ${fail}): ${rows.join("; ")}`,
+    );
+  },
+);
 
 Deno.test("node: a log volume written past its sizeLimit is evicted", opts, async () => {
   const node = await setup();

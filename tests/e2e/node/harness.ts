@@ -51,6 +51,7 @@ const HOST_TOOLS: Record<string, string> = {
   "/bin/busybox": "busybox-static",
   "/usr/sbin/iptables": "iptables",
   "/usr/sbin/ip": "iproute2",
+  "/usr/bin/wrk": "wrk", // the large-pod storm on the webhook Pod
 };
 
 /** What is missing on this host for the node to run (Debian package names); empty when nothing. */
