@@ -21,6 +21,7 @@ import {
   waitRollout,
   WEBHOOK_NS,
   webhookConfigMap,
+  webhookPods,
 } from "./node/deploy.ts";
 import { agentImageRef, BUSYBOX_REF, standInAgentImage } from "./node/images.ts";
 import { largeReview } from "../../bench/fixtures.ts";
@@ -118,18 +119,9 @@ async function execIn(node: Node, ns: string, pod: string, container: string, cm
 
 Deno.test("node: the webhook runs as the Pod of k8s/ (overlay) and is Ready", opts, async () => {
   const node = await setup();
-  const pods = await node.cp.kubectlJson([
-    "get",
-    "pods",
-    "-n",
-    WEBHOOK_NS,
-    "-l",
-    "app.kubernetes.io/name=sidecar-injector",
-    "-o",
-    "json",
-  ]);
-  assert.equal(pods.items.length, 2, "the two replicas of k8s/deployment.yaml");
-  for (const p of pods.items) {
+  const pods = await webhookPods(node);
+  assert.equal(pods.length, 2, "the two replicas of k8s/deployment.yaml");
+  for (const p of pods) {
     assert.equal(p.spec.nodeName, NODE_NAME);
     const c = p.spec.containers[0];
     assert.equal(c.image, "localhost/sidecar-injector:e2e");
@@ -396,17 +388,7 @@ Deno.test(
     // The bench's storm (400 KB reviews at 16, 64, 256 connections, 8 s each), sent to one
     // webhook Pod as k8s/deployment.yaml runs it: the limit is what the kernel enforces.
     const node = await setup();
-    const list = await node.cp.kubectlJson([
-      "get",
-      "pods",
-      "-n",
-      WEBHOOK_NS,
-      "-l",
-      "app.kubernetes.io/name=sidecar-injector",
-      "-o",
-      "json",
-    ]);
-    const pod = list.items.find((p: Obj) =>
+    const pod = (await webhookPods(node)).find((p: Obj) =>
       !p.metadata.deletionTimestamp &&
       p.status.conditions?.some((c: Obj) => c.type === "Ready" && c.status === "True")
     );

@@ -43,6 +43,22 @@ export async function deployWebhook(node: Node): Promise<number> {
   return Math.round(performance.now() - t0);
 }
 
+/** The webhook's pods (k8s/'s Deployment), as `kubectl get -o json` lists them. */
+// deno-lint-ignore no-explicit-any
+export async function webhookPods(node: Node): Promise<any[]> {
+  const list = await node.cp.kubectlJson([
+    "get",
+    "pods",
+    "-n",
+    WEBHOOK_NS,
+    "-l",
+    "app.kubernetes.io/name=sidecar-injector",
+    "-o",
+    "json",
+  ]);
+  return list.items;
+}
+
 /** The webhook's ConfigMap (k8s/) as stored; change `data["config.yaml"]` and replace it. */
 // deno-lint-ignore no-explicit-any
 export async function webhookConfigMap(node: Node): Promise<any> {
