@@ -108,7 +108,9 @@ export const MULTILINE_FLUSH_SECONDS = 3;
  * Why `agent` cannot run `parser`, or `undefined` when it can. Fluent Bit's
  * built-in multiline parsers split a trace from the line that introduced it
  * (measured with 3.2 and 5.1.1: `java` ships the log call's line and the exception as
- * two records), so they are refused rather than split silently.
+ * two records); a regex multiline parser with {@linkcode CONTINUATION}'s rules joins
+ * them, but 5.1.1 aborts when stopped with a record still in its multiline buffer and
+ * loses it (docs/log-path.md). So they are refused rather than split or lost silently.
  */
 export function checkParser(agent: Agent, parser: Parser): string | undefined {
   if (agent === "fluent-bit" && parser !== "none" && parser !== "json") {
