@@ -364,13 +364,13 @@ Deno.test("node: kubectl rollout restart of the webhook loses no pod create", op
 });
 
 /**
- * The main process of container `containerId` and a reader of its memory cgroup's files (v1 or
+ * The main process of container `containerId` and its memory cgroup's peak and limit hits (v1 or
  * v2). Through `cat`: Deno reads nothing under /proc without --allow-all.
  */
 async function containerMemory(
   node: Node,
   containerId: string,
-): Promise<{ pid: number; read(f: string): Promise<string> }> {
+): Promise<{ pid: number; peakMiB(): Promise<number>; limitHits(): Promise<string> }> {
   const task = (await node.ctr(["task", "ls"])).split("\n").find((l) => l.startsWith(containerId));
   const pid = Number(task?.split(/\s+/)[1]);
   assert.ok(pid > 0, `the task of container ${containerId}: ${task}`);
@@ -378,7 +378,18 @@ async function containerMemory(
   const v1 = cgroups.find((l) => /^\d+:memory:/.test(l))?.split(":")[2];
   const v2 = cgroups.find((l) => l.startsWith("0::"))?.slice(3);
   const dir = v1 !== undefined ? `/sys/fs/cgroup/memory${v1}` : `/sys/fs/cgroup${v2}`;
-  return { pid, read: async (f) => (await exec("cat", [`${dir}/${f}`])).stdout.trim() };
+  const read = async (f: string) => (await exec("cat", [`${dir}/${f}`])).stdout.trim();
+  return {
+    pid,
+    // cgroup v2 before Linux 5.19 has no memory.peak: NaN
+    peakMiB: async () =>
+      Number((await read(v1 !== undefined ? "memory.max_usage_in_bytes" : "memory.peak")) || NaN) /
+      1048576,
+    limitHits: async () =>
+      v1 !== undefined
+        ? `failcnt ${await read("memory.failcnt")}`
+        : (await read("memory.events")).split("\n").find((l) => l.startsWith("max")) ?? "",
+  };
 }
 
 Deno.test(
@@ -389,18 +400,13 @@ Deno.test(
     // webhook Pod as k8s/deployment.yaml runs it: the limit is what the kernel enforces.
     const node = await setup();
     const pod = (await webhookPods(node)).find((p: Obj) =>
-      !p.metadata.deletionTimestamp &&
-      p.status.conditions?.some((c: Obj) => c.type === "Ready" && c.status === "True")
+      !p.metadata.deletionTimestamp && isReady(p)
     );
     assert.ok(pod, "a Ready webhook pod");
     const limit = pod.spec.containers[0].resources.limits.memory;
-    const status0 = pod.status.containerStatuses[0];
+    const webhook = (p: Obj) => p.status.containerStatuses[0];
+    const status0 = webhook(pod);
     const memory = await containerMemory(node, status0.containerID.replace(/^.*:\/\//, ""));
-    const v1 = (await memory.read("memory.max_usage_in_bytes")) !== "";
-    // cgroup v2 before Linux 5.19 has no memory.peak: NaN
-    const peakMiB = async () =>
-      Number((await memory.read(v1 ? "memory.max_usage_in_bytes" : "memory.peak")) || NaN) /
-      1048576;
     const body = `${node.dir}/large-review.json`;
     await Deno.writeTextFile(body, JSON.stringify(largeReview()));
     const rows: string[] = [];
@@ -413,13 +419,20 @@ Deno.test(
       const hwm = (await memoryKiB(memory.pid)).hwm / 1024; // NaN once the process is gone
       rows.push(
         `${connections}: ${Math.round(w.rps)} req/s ${JSON.stringify(w.statuses)}, ` +
-          `cgroup peak ${(await peakMiB()).toFixed(0)} MiB, VmHWM ${hwm.toFixed(0)} MiB`,
+          `cgroup peak ${(await memory.peakMiB()).toFixed(0)} MiB, VmHWM ${hwm.toFixed(0)} MiB`,
       );
-      let now = (await getPod(node.cp, WEBHOOK_NS, pod.metadata.name)).status.containerStatuses[0];
-      // A killed process: the kubelet reports the restart within a few seconds.
-      for (let i = 0; i < 30 && Number.isNaN(hwm) && now.containerID === status0.containerID; i++) {
-        await new Promise((r) => setTimeout(r, 500));
-        now = (await getPod(node.cp, WEBHOOK_NS, pod.metadata.name)).status.containerStatuses[0];
+      let now = webhook(await getPod(node.cp, WEBHOOK_NS, pod.metadata.name));
+      if (Number.isNaN(hwm) && now.containerID === status0.containerID) {
+        // A killed process: the kubelet reports the restart within a few seconds.
+        const p = await waitPod(
+          node,
+          WEBHOOK_NS,
+          pod.metadata.name,
+          "restarted",
+          (p) => webhook(p).containerID !== status0.containerID,
+          15_000,
+        );
+        now = webhook(p);
       }
       assert.ok(
         now.restartCount === status0.restartCount && now.containerID === status0.containerID,
@@ -431,11 +444,9 @@ Deno.test(
       assert.ok((w.statuses?.["200"] ?? 0) > 0, `answers at ${connections}: ${rows.at(-1)}`);
       assert.equal(w.socketErrors, "", `no connection error at ${connections}`);
     }
-    const fail = v1
-      ? `failcnt ${await memory.read("memory.failcnt")}`
-      : (await memory.read("memory.events")).split("\n").find((l) => l.startsWith("max")) ?? "";
     say(
-      `e2e node: large-pod storm on the webhook Pod (limit ${limit}, ${fail}): ${rows.join("; ")}`,
+      `e2e node: large-pod storm on the webhook Pod (limit ${limit}, ${await memory
+        .limitHits()}): ${rows.join("; ")}`,
     );
   },
 );
